@@ -1,0 +1,75 @@
+"""Database access: where the URL comes from, engines for DuckDB and PostgreSQL, and the schema."""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import sqlalchemy as sa
+
+import queries
+
+ENV_VAR = "RXDASH_DB_URL"
+DEFAULT_URL = "duckdb:///rxdash.duckdb"
+SUPPORTED = ("duckdb", "postgresql")
+
+
+def secrets_url(search: tuple[Path, ...] | None = None) -> str | None:
+    """`[connections.rxdash] url` from Streamlit's secrets.toml (project folder first, then home)."""
+    search = search or (Path.cwd() / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml")
+    for path in search:
+        if path.is_file():
+            with path.open("rb") as f:
+                url = tomllib.load(f).get("connections", {}).get("rxdash", {}).get("url")
+            if url:
+                return str(url)
+    return None
+
+
+def resolve_url(flag: str | None = None) -> str:
+    """The database URL: --db flag, else $RXDASH_DB_URL, else Streamlit secrets, else the DuckDB file."""
+    return flag or os.environ.get(ENV_VAR) or secrets_url() or DEFAULT_URL
+
+
+def dialect_of(url_or_engine: str | sa.Engine) -> str:
+    """'duckdb' or 'postgresql'; any other backend is refused with the list of supported ones."""
+    url = url_or_engine.url if isinstance(url_or_engine, sa.Engine) else sa.make_url(url_or_engine)
+    name = url.get_backend_name()
+    if name not in SUPPORTED:
+        raise ValueError(f"database '{name}' is not supported; use one of: {', '.join(SUPPORTED)}")
+    return name
+
+
+def make_engine(url: str, read_only: bool = False, schema: str | None = None) -> sa.Engine:
+    """An engine for the URL; read_only opens DuckDB read-only or makes PostgreSQL sessions read-only."""
+    parsed = sa.make_url(url)
+    name = dialect_of(url)
+    connect_args: dict = {}
+    if name == "duckdb":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            connect_args["read_only"] = True
+        return sa.create_engine(parsed, connect_args=connect_args)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    options = []
+    if read_only:
+        options.append("-c default_transaction_read_only=on")
+    if schema:
+        options.append(f"-c search_path={schema}")
+    if options:
+        connect_args["options"] = " ".join(options)
+    return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+
+
+def init_schema(conn: sa.Connection) -> None:
+    """Create the tables and the parsing functions if they are missing (idempotent)."""
+    dialect = conn.dialect.name
+    for statement in queries.statements("schema") + queries.statements("functions", dialect):
+        conn.exec_driver_sql(statement)
+
+
+def has_schema(conn: sa.Connection) -> bool:
+    """True when the prescriptions table exists."""
+    return sa.inspect(conn).has_table("prescriptions")

@@ -1,0 +1,85 @@
+-- schema: the data contract's tables (DESIGN.md "Data contract"), the reference tables and the load log.
+-- No parameters. Safe to run again: every statement is `create ... if not exists`.
+-- Keys are enforced by the loader's validation (queries/checked_*.sql), not by constraints, so that a
+-- --replace load can delete and re-insert the same ids inside one transaction on DuckDB.
+create table if not exists clinics (
+    clinic_id varchar not null,
+    clinic_name varchar not null
+);
+create table if not exists clinicians (
+    clinician_id varchar not null,
+    clinician_name varchar,
+    specialty varchar,
+    clinic_id varchar not null
+);
+create table if not exists patients (
+    patient_id varchar not null,
+    birth_date date,
+    sex varchar,
+    cancer boolean not null,
+    hospice_palliative boolean not null,
+    sickle_cell boolean not null,
+    opioid_use_disorder boolean not null
+);
+create table if not exists prescriptions (
+    rx_id varchar not null,
+    patient_id varchar not null,
+    clinician_id varchar not null,
+    fill_date date not null,
+    drug_name varchar,
+    ingredient varchar not null,
+    strength double precision not null,
+    strength_unit varchar not null,
+    dose_form varchar,
+    quantity double precision not null,
+    days_supply integer not null,
+    long_acting boolean not null,
+    drug_class varchar,
+    drug_parsed boolean not null,
+    ndc varchar,
+    rxcui varchar,
+    pharmacy_id varchar
+);
+create table if not exists events (
+    patient_id varchar not null,
+    event_date date not null,
+    event_type varchar not null
+);
+create table if not exists ref_drug_classes (
+    ingredient varchar not null,
+    drug_class varchar not null,
+    always_long_acting boolean not null,
+    source varchar not null
+);
+create table if not exists ref_mme_factors (
+    factor_set varchar not null,
+    ingredient varchar not null,
+    form_group varchar not null,
+    strength_unit varchar not null,
+    mme_factor double precision not null,
+    quantity_multiplier double precision not null,
+    daily_mg_above double precision,
+    daily_mg_up_to double precision,
+    source varchar not null
+);
+create table if not exists load_runs (
+    run_id varchar not null,
+    loaded_at timestamp not null,
+    source_dir varchar not null,
+    replaced boolean not null,
+    strict_mode boolean not null
+);
+create table if not exists load_counts (
+    run_id varchar not null,
+    table_name varchar not null,
+    rows_read bigint not null,
+    rows_loaded bigint not null,
+    rows_rejected bigint not null,
+    ignored_columns varchar
+);
+create table if not exists load_reject_reasons (
+    run_id varchar not null,
+    table_name varchar not null,
+    reason_code varchar not null,
+    n_rows bigint not null
+);
