@@ -1,0 +1,14 @@
+"""Streamlit entry point: page set-up and navigation. Started by `rxdash serve` / `rxdash demo`."""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.views import data_quality, overview
+
+st.set_page_config(page_title="Prescribing consistency", page_icon=":material/monitoring:", layout="wide")
+
+pages = [
+    st.Page(overview.render, title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    st.Page(data_quality.render, title="Data quality", icon=":material/fact_check:", url_path="data-quality"),
+]
+st.navigation(pages).run()

@@ -1,0 +1,152 @@
+"""The `rxdash` command: load, generate, serve, demo."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def _progress_printer(stream=sys.stderr):
+    """A one-line text progress bar per table, shown only for large files."""
+    state = {"table": None}
+
+    def show(table: str, done: int, total: int) -> None:
+        if total < 200_000:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        end = "\n" if done >= total else ""
+        stream.write(f"\r  staging {table:<14} [{'#' * filled}{'.' * (width - filled)}] {done:>12,}/{total:,}{end}")
+        stream.flush()
+        state["table"] = table
+
+    return show
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from analysis import db, ingest
+
+    url = db.resolve_url(args.db)
+    try:
+        engine = db.make_engine(url)
+        report = ingest.load_directory(engine, args.directory, args.rejects, replace=args.replace,
+                                       strict=args.strict, progress=_progress_printer())
+    except (ingest.LoadError, ValueError) as e:
+        print(f"rxdash load: error: {e}", file=sys.stderr)
+        return 1
+    print(f"Loaded {args.directory} into {engine.url.render_as_string(hide_password=True)} (run {report.run_id})")
+    print(f"{'file':<20}{'read':>12}{'loaded':>12}{'rejected':>12}")
+    for t in report.tables:
+        print(f"{t.table + '.csv':<20}{t.rows_read:>12,}{t.rows_loaded:>12,}{t.rows_rejected:>12,}")
+        if t.ignored_columns:
+            print(f"  extra columns ignored: {', '.join(t.ignored_columns)}")
+        for code, n in t.reasons.most_common():
+            print(f"  rejected {n:,} × {code}")
+    if report.rows_rejected:
+        print(f"Rejected rows and reasons: {report.rejects_path}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from analysis import synthetic
+
+    counts = synthetic.generate(args.out, args.patients, seed=args.seed, bad_rows=not args.no_bad_rows)
+    print(f"Wrote {args.out}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()))
+    return 0
+
+
+def _serve(url: str, host: str, port: int) -> int:
+    env = dict(os.environ, RXDASH_DB_URL=url)
+    command = [sys.executable, "-m", "streamlit", "run", str(APP),
+               "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+               "--browser.gatherUsageStats", "false", "--theme.base", "light",
+               "--client.toolbarMode", "minimal"]
+    print(f"Serving the dashboard on http://{host}:{port} (database: {url})", flush=True)
+    os.execvpe(command[0], command, env)
+    return 0  # not reached
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from analysis import db
+
+    return _serve(db.resolve_url(args.db), args.host, args.port)
+
+
+def ensure_sample_database(url: str) -> bool:
+    """Load the bundled sample into the database if it holds no prescriptions; True when it loaded."""
+    import sqlalchemy as sa
+
+    from analysis import db, ingest, synthetic
+
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        if db.has_schema(conn) and conn.execute(sa.text("select count(*) from prescriptions")).scalar_one():
+            engine.dispose()
+            return False
+    with tempfile.TemporaryDirectory() as tmp:
+        source = REPO_SAMPLE
+        if not (source / "prescriptions.csv").is_file():
+            # Installed without the repository: rebuild the sample from its recorded seed.
+            source = Path(tmp) / "sample"
+            synthetic.generate(source, synthetic.SAMPLE_PATIENTS, seed=synthetic.SAMPLE_SEED)
+        report = ingest.load_directory(engine, source, Path(tmp) / "rejects.csv", replace=True)
+    engine.dispose()
+    loaded = sum(t.rows_loaded for t in report.tables)
+    print(f"Built the sample database ({loaded:,} rows; {report.rows_rejected} deliberately bad rows rejected)")
+    return True
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from analysis import db, ingest
+
+    url = db.resolve_url(args.db)
+    try:
+        ensure_sample_database(url)
+    except (ingest.LoadError, ValueError) as e:
+        print(f"rxdash demo: error: {e}", file=sys.stderr)
+        return 1
+    return _serve(url, args.host, args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rxdash", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    db_help = "SQLAlchemy URL (default: $RXDASH_DB_URL, Streamlit secrets, else duckdb:///rxdash.duckdb)"
+
+    p = sub.add_parser("load", help="validate and load a folder of contract CSV files")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--rejects", type=Path, default=Path("rejects.csv"), help="CSV of rejected rows and reasons")
+    p.add_argument("--replace", action="store_true", help="replace the data already in the database")
+    p.add_argument("--strict", action="store_true", help="load nothing if any row is rejected")
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("generate", help="write a synthetic data set in the contract's format")
+    p.add_argument("--patients", type=int, required=True)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--no-bad-rows", action="store_true", help="leave out the deliberately bad rows")
+    p.set_defaults(func=cmd_generate)
+
+    for name, func, help_text in (("serve", cmd_serve, "start the dashboard"),
+                                  ("demo", cmd_demo, "build the sample database if missing, then serve")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--db", help=db_help)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8501)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The one home of caching: the engine once per process, query results keyed by name and parameters."""
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+import queries
+from analysis import db
+
+
+class DataUnavailable(Exception):
+    """The database cannot answer; the message says what to do, in plain words."""
+
+
+def database_url() -> str:
+    """The URL in force: $RXDASH_DB_URL (set by `rxdash serve`), Streamlit secrets, else the default."""
+    return db.resolve_url()
+
+
+@st.cache_resource
+def engine(url: str) -> sa.Engine:
+    """A read-only engine, created once per process."""
+    return db.make_engine(url, read_only=True)
+
+
+@st.cache_data(ttl=600, max_entries=256, show_spinner=False)
+def _run(url: str, name: str, params: tuple[tuple[str, object], ...]) -> pd.DataFrame:
+    with engine(url).connect() as conn:
+        result = conn.execute(sa.text(queries.load(name, conn.dialect.name)), dict(params))
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def query(name: str, **params: object) -> pd.DataFrame:
+    """Run queries/<name>.sql with bound parameters; raise DataUnavailable with advice on failure."""
+    url = database_url()
+    try:
+        return _run(url, name, tuple(sorted(params.items())))
+    except sa.exc.OperationalError as e:
+        raise DataUnavailable(
+            f"The database could not be reached ({_first_line(e)}). Check the database URL "
+            f"({_safe(url)}) and that the server is running.") from None
+    except (sa.exc.ProgrammingError, sa.exc.DBAPIError) as e:
+        text = _first_line(e)
+        if "does not exist" in text or "Catalog Error" in text:
+            raise DataUnavailable(
+                "The database has no prescribing data yet. Load some with `rxdash load DIR`, "
+                "or start the demo with `rxdash demo`.") from None
+        raise DataUnavailable(f"A query failed ({name}: {text}).") from None
+
+
+def _first_line(e: sa.exc.DBAPIError) -> str:
+    return str(getattr(e, "orig", e)).strip().splitlines()[0][:300]
+
+
+def _safe(url: str) -> str:
+    return sa.make_url(url).render_as_string(hide_password=True)

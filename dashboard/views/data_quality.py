@@ -1,0 +1,48 @@
+"""Data quality: loads, rejected rows by reason, and how drug descriptions were read."""
+from __future__ import annotations
+
+import streamlit as st
+
+from analysis import charts
+from dashboard import data
+
+
+def render() -> None:
+    st.title("Data quality")
+    try:
+        history = data.query("load_history")
+        reasons = data.query("reject_reasons")
+        drugs = data.query("drug_mapping")
+    except data.DataUnavailable as e:
+        st.info(str(e), icon=":material/info:")
+        return
+    if history.empty:
+        st.info("Nothing has been loaded yet. Load a folder of CSV files with `rxdash load DIR`.")
+        return
+
+    latest = history[history["run_id"] == history["run_id"].iloc[0]]
+    st.subheader("Latest load")
+    st.caption(f"Loaded {latest['loaded_at'].iloc[0]:%d %b %Y %H:%M} from {latest['source_dir'].iloc[0]}. "
+               "Every row read is either loaded or rejected with a reason (rows read = loaded + rejected).")
+    st.dataframe(
+        latest[["table_name", "rows_read", "rows_loaded", "rows_rejected", "ignored_columns"]],
+        hide_index=True, use_container_width=True,
+        column_config={"table_name": "File", "rows_read": "Read", "rows_loaded": "Loaded",
+                       "rows_rejected": "Rejected", "ignored_columns": "Extra columns ignored"})
+    if reasons.empty:
+        st.success("No rows were rejected.")
+    else:
+        st.plotly_chart(charts.rejects_chart(reasons), theme=None, use_container_width=True)
+        st.caption("The rejects file written by `rxdash load` lists each rejected row with its line number.")
+
+    st.subheader("Drug descriptions")
+    unmapped = drugs[drugs["drug_class"] == "unmapped"]
+    parsed_share = drugs.loc[drugs["drug_parsed"], "prescriptions"].sum() / max(drugs["prescriptions"].sum(), 1)
+    cols = st.columns(3)
+    cols[0].metric("Distinct drug descriptions", f"{len(drugs):,}")
+    cols[1].metric("Prescriptions read from the drug name", f"{parsed_share:.0%}")
+    cols[2].metric("Unmapped ingredients", f"{unmapped['ingredient'].nunique():,}")
+    if not unmapped.empty:
+        st.warning("These ingredients are not in the drug reference, so no measure counts them:")
+        st.dataframe(unmapped[["drug_name", "ingredient", "prescriptions"]], hide_index=True)
+    st.dataframe(drugs, hide_index=True, use_container_width=True)
