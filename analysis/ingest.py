@@ -154,7 +154,7 @@ def read_header(path: Path, spec: TableSpec) -> list[str]:
     if missing:
         for delim, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
             split = [c.strip().lower() for c in next(csv.reader([text], delimiter=delim))]
-            if len(split) > 1 and not [c for c in spec.required if c not in split]:
+            if len(split) > 1 and (len(header) == 1 or not [c for c in spec.required if c not in split]):
                 raise LoadError(f"{path.name}: columns are separated by {label}; the data contract uses commas")
         raise LoadError(f"{path.name}: missing required column{'s' if len(missing) > 1 else ''} "
                         f"{', '.join(missing)} (header has: {', '.join(header)})")
@@ -171,7 +171,9 @@ def _read_csv_sql() -> str:
 def _scan(reader: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, header: list[str]) -> _StagedFile:
     """First pass: count good rows and collect malformed ones with their line numbers."""
     params = {"path": str(path), "columns": {c: "VARCHAR" for c in header}}
-    good = reader.execute(f"select count(*) {_read_csv_sql()}", params).fetchall()[0][0]
+    # Counting every column makes the reader parse (and check the encoding of) every field.
+    every = ", ".join(f'count("{c}")' for c in header)
+    good = reader.execute(f"select count(*), {every} {_read_csv_sql()}", params).fetchall()[0][0]
     has_rejects = reader.execute(
         "select count(*) from duckdb_tables() where table_name = 'rx_rejects'").fetchone()[0]
     errors = reader.execute(

@@ -22,7 +22,7 @@ DATA_START = dt.date(2023, 1, 1)
 DATA_END = dt.date(2025, 12, 31)
 SAMPLE_SEED = 7          # data/sample/ was made with `rxdash generate --patients 1200 --seed 7`
 SAMPLE_PATIENTS = 1200
-PRESCRIPTIONS_PER_PATIENT = 18.4  # the generator's average, for sizing a run by prescriptions
+PRESCRIPTIONS_PER_PATIENT = 17.9  # the generator's average, for sizing a run by prescriptions
 
 CLINIC_NAMES = ["Riverside Family Practice", "Northgate Health Centre", "Hillcrest Pain and Spine",
                 "Lakeview Community Clinic", "Meadowbrook Internal Medicine", "Harbour Street Surgery",

@@ -65,7 +65,7 @@ def _serve(url: str, host: str, port: int) -> int:
     command = [sys.executable, "-m", "streamlit", "run", str(APP),
                "--server.address", host, "--server.port", str(port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--theme.base", "light",
-               "--client.toolbarMode", "minimal"]
+               "--client.toolbarMode", "minimal", "--client.showErrorDetails", "none"]
     print(f"Serving the dashboard on http://{host}:{port} (database: {url})", flush=True)
     os.execvpe(command[0], command, env)
     return 0  # not reached

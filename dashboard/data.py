@@ -1,6 +1,8 @@
 """The one home of caching: the engine once per process, query results keyed by name and parameters."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
@@ -34,9 +36,17 @@ def _run(url: str, name: str, params: tuple[tuple[str, object], ...]) -> pd.Data
 def query(name: str, **params: object) -> pd.DataFrame:
     """Run queries/<name>.sql with bound parameters; raise DataUnavailable with advice on failure."""
     url = database_url()
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "duckdb" and parsed.database and not Path(parsed.database).exists():
+        raise DataUnavailable(
+            f"There is no database file at {parsed.database}. Start the demo with `rxdash demo`, "
+            "or load your data with `rxdash load DIR`.")
     try:
         return _run(url, name, tuple(sorted(params.items())))
     except sa.exc.OperationalError as e:
+        if "lock" in _first_line(e).lower():
+            raise DataUnavailable("The database file is in use by another process (a load, perhaps). "
+                                  "Try again when it has finished.") from None
         raise DataUnavailable(
             f"The database could not be reached ({_first_line(e)}). Check the database URL "
             f"({_safe(url)}) and that the server is running.") from None

@@ -3,7 +3,8 @@
 -- holding this load's rows).
 -- Parameters: :as_of (date) an event after it is in the future.
 -- Returns one row per staged line: line_no, row_id, reason_code, reason, patient_id, event_date, event_type.
--- Events have no id: two ED visits on one day are plausible, so repeated rows are all kept.
+-- Events have no id: two ED visits on one day are plausible, so rows repeated within a file are all kept;
+-- a row identical to one loaded by an earlier load is rejected, so loading a folder twice adds nothing.
 with staged as (
     select
         line_no,
@@ -17,6 +18,10 @@ known_patients as (
     select distinct patient_id from patients
 ),
 
+existing as (
+    select distinct patient_id, event_date, event_type from events
+),
+
 flagged as (
     select
         s.*,
@@ -26,9 +31,14 @@ flagged as (
             when rx_parse_date(s.event_date) is null then 'bad_event_date'
             when rx_parse_date(s.event_date) > :as_of then 'future_event_date'
             when s.event_type = '' then 'missing_event_type'
+            when e.patient_id is not null then 'already_loaded'
         end as reason_code
     from staged as s
     left join known_patients as kp on kp.patient_id = s.patient_id
+    left join existing as e
+        on e.patient_id = s.patient_id
+        and e.event_date = rx_parse_date(s.event_date)
+        and e.event_type = s.event_type
 ),
 
 final as (
@@ -41,6 +51,7 @@ final as (
             when 'bad_event_date' then 'event_date ''' || event_date || ''' is not a real date in YYYY-MM-DD form'
             when 'future_event_date' then 'event_date ' || event_date || ' is after the load date'
             when 'missing_event_type' then 'event_type is blank'
+            when 'already_loaded' then 'the same event is already in the database (use --replace to reload)'
         end as reason,
         patient_id,
         event_date_v as event_date,

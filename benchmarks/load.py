@@ -1,0 +1,66 @@
+"""Benchmark: generate N prescriptions, load them into DuckDB, print rows per second and peak memory.
+
+    python benchmarks/load.py [--prescriptions 1000000] [--db duckdb:///path] [--keep DIR]
+
+The load runs in a child process so its peak resident memory is measured on its own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _load_child(folder: str, url: str) -> None:
+    from analysis import db, ingest
+
+    engine = db.make_engine(url)
+    start = time.perf_counter()
+    report = ingest.load_directory(engine, folder, Path(folder) / "rejects.csv", replace=True)
+    seconds = time.perf_counter() - start
+    rows = sum(t.rows_read for t in report.tables)
+    rx = next(t for t in report.tables if t.table == "prescriptions")
+    print(json.dumps({"seconds": seconds, "rows": rows, "prescriptions": rx.rows_read,
+                      "rejected": report.rows_rejected}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--prescriptions", type=int, default=1_000_000)
+    parser.add_argument("--db", help="SQLAlchemy URL (default: a DuckDB file in a temporary folder)")
+    parser.add_argument("--keep", type=Path, help="write the generated CSV files here and keep them")
+    parser.add_argument("--_load", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._load:
+        _load_child(*args._load)
+        return
+
+    from analysis import synthetic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp) / "data"
+        patients = max(1, round(args.prescriptions / synthetic.PRESCRIPTIONS_PER_PATIENT))
+        start = time.perf_counter()
+        counts = synthetic.generate(folder, patients, seed=1)
+        gen_seconds = time.perf_counter() - start
+        size_mb = sum(p.stat().st_size for p in Path(folder).glob("*.csv")) / 2**20
+        print(f"generated {counts['prescriptions']:,} prescriptions for {patients:,} patients "
+              f"({size_mb:,.0f} MB of CSV) in {gen_seconds:,.1f} s")
+        url = args.db or f"duckdb:///{Path(tmp) / 'bench.duckdb'}"
+        out = subprocess.run([sys.executable, __file__, "--_load", str(folder), url],
+                             capture_output=True, text=True, check=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"loaded {result['rows']:,} rows ({result['prescriptions']:,} prescriptions, "
+              f"{result['rejected']} rejected) into {url.split(':')[0]} in {result['seconds']:,.1f} s: "
+              f"{result['rows'] / result['seconds']:,.0f} rows/s, peak memory {peak_mb:,.0f} MB")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()

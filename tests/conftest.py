@@ -1,0 +1,55 @@
+"""Fixtures: a real DuckDB file and a real PostgreSQL schema for every database test."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from analysis import db
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample"
+PG_URL = os.environ.get("RXDASH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_schema_engine() -> tuple[sa.Engine, sa.Engine, str]:
+    admin = sa.create_engine(PG_URL)
+    schema = f"rxtest_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"create schema {schema}")
+    except sa.exc.OperationalError as e:  # CI must run these tests: fail loudly, never skip
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL}: {e.orig}")
+    return admin, db.make_engine(PG_URL, schema=schema), schema
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def engine(request, tmp_path):
+    """An empty database of each kind: a DuckDB file, and a fresh PostgreSQL schema dropped afterwards."""
+    if request.param == "duckdb":
+        eng = db.make_engine(f"duckdb:///{tmp_path / 'test.duckdb'}")
+        yield eng
+        eng.dispose()
+        return
+    admin, eng, schema = _pg_schema_engine()
+    yield eng
+    eng.dispose()
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"drop schema {schema} cascade")
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sample_duckdb(tmp_path_factory) -> str:
+    """A DuckDB file holding the committed sample, built once per test session; returns its URL."""
+    from analysis import ingest
+
+    path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
+    url = f"duckdb:///{path}"
+    eng = db.make_engine(url)
+    ingest.load_directory(eng, SAMPLE, path.parent / "rejects.csv", replace=True)
+    eng.dispose()
+    return url

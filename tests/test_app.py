@@ -1,0 +1,73 @@
+"""Dashboard pages in Streamlit's AppTest, on the sample database and on an empty one."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+
+def _overview():
+    from dashboard.views import overview
+
+    overview.render()
+
+
+def _data_quality():
+    from dashboard.views import data_quality
+
+    data_quality.render()
+
+
+@pytest.fixture
+def sample_env(monkeypatch, sample_duckdb):
+    monkeypatch.setenv("RXDASH_DB_URL", sample_duckdb)
+
+
+def test_overview_shows_the_sample_counts_and_monthly_chart(sample_env):
+    at = AppTest.from_function(_overview, default_timeout=60).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Clinics"] == "5" and metrics["Clinicians"] == "40"
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert "Patients filling an opioid analgesic, by month (01 Jan 2023 to 31 Dec 2025)" in chart
+
+
+def test_overview_period_filter_changes_the_chart(sample_env):
+    import datetime as dt
+
+    at = AppTest.from_function(_overview, default_timeout=60).run()
+    at.date_input(key="period").set_value((dt.date(2024, 1, 1), dt.date(2024, 3, 31))).run()
+    assert not at.exception
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "(01 Jan 2024 to 31 Mar 2024)" in spec
+    assert "2023-" not in spec.split('"x"')[1][:400]
+
+
+def test_data_quality_lists_rejections_and_drug_descriptions(sample_env):
+    at = AppTest.from_function(_data_quality, default_timeout=60).run()
+    assert not at.exception
+    frames = [df.value for df in at.dataframe]
+    latest = frames[0].set_index("table_name")
+    assert latest.loc["prescriptions", "rows_rejected"] == 13
+    assert "Rows rejected by the latest load" in at.get("plotly_chart")[0].proto.spec
+
+
+def test_pages_explain_an_empty_database(monkeypatch, tmp_path):
+    from analysis import db
+
+    url = f"duckdb:///{tmp_path / 'empty.duckdb'}"
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        db.init_schema(conn)
+    engine.dispose()
+    monkeypatch.setenv("RXDASH_DB_URL", url)
+    for page in (_overview, _data_quality):
+        at = AppTest.from_function(page, default_timeout=60).run()
+        assert not at.exception
+        assert "rxdash load" in at.info[0].value
+
+
+def test_pages_explain_a_missing_database(monkeypatch, tmp_path):
+    monkeypatch.setenv("RXDASH_DB_URL", f"duckdb:///{tmp_path / 'nowhere.duckdb'}")
+    at = AppTest.from_function(_overview, default_timeout=60).run()
+    assert not at.exception
+    assert "rxdash demo" in at.info[0].value or "rxdash load" in at.info[0].value

@@ -1,0 +1,83 @@
+"""The `rxdash` command as a user runs it: real processes, real databases."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tests.conftest import SAMPLE
+from tests.fixtures import write_dataset
+
+RXDASH = [sys.executable, "-m", "dashboard"]
+
+
+def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "RXDASH_DB_URL"}
+    return subprocess.run([*RXDASH, *args], cwd=cwd, env={**environ, **(env or {})},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_load_prints_counts_and_writes_rejects_in_the_working_folder(tmp_path):
+    result = run("load", str(SAMPLE), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if ".csv " in line}
+    assert table["prescriptions.csv"] == ["22,108", "22,095", "13"]
+    assert table["patients.csv"] == ["1,202", "1,200", "2"]
+    assert "rejected 2 × conflicting_duplicate" in result.stdout
+    assert (tmp_path / "rxdash.duckdb").is_file()  # the default embedded database
+    lines = (tmp_path / "rejects.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "file,line,row_id,reason_code,reason" and len(lines) == 1 + 16
+
+
+def test_load_into_postgresql_by_url_from_the_environment(tmp_path):
+    from tests.conftest import _pg_schema_engine
+
+    admin, engine, schema = _pg_schema_engine()
+    try:
+        url = engine.url.render_as_string(hide_password=False) + f"?options=-csearch_path%3D{schema}"
+        result = run("load", str(write_dataset(tmp_path / "d")), "--rejects", "r.csv", cwd=tmp_path,
+                     env={"RXDASH_DB_URL": url})
+        assert result.returncode == 0, result.stderr
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select count(*) from prescriptions")).scalar_one() == 4
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"drop schema {schema} cascade")
+
+
+def test_a_failed_load_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
+    folder = write_dataset(tmp_path / "d")
+    (folder / "patients.csv").write_text("patient_id;birth_date\nP1;1960-01-01\n", encoding="utf-8")
+    result = run("load", str(folder), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "rxdash load: error: patients.csv: columns are separated by semicolons; the data contract uses commas")
+    assert "Traceback" not in result.stderr
+
+
+def test_strict_refuses_the_whole_load(tmp_path):
+    result = run("load", str(SAMPLE), "--strict", "--db", f"duckdb:///{tmp_path / 's.duckdb'}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "--strict: 16 rows rejected" in result.stderr
+    engine = sa.create_engine(f"duckdb:///{tmp_path / 's.duckdb'}")
+    with engine.connect() as conn:  # exactly as it was: not even the tables were created
+        assert not sa.inspect(conn).has_table("prescriptions")
+    engine.dispose()
+
+
+def test_generate_writes_the_five_files(tmp_path):
+    result = run("generate", "--patients", "40", "--seed", "11", "--out", "gen", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == [
+        "clinicians.csv", "clinics.csv", "events.csv", "patients.csv", "prescriptions.csv"]
+    assert result.stdout.startswith("Wrote gen: 3 clinics, 12 clinicians, 42 patients")
+
+
+def test_unsupported_database_is_refused_plainly(tmp_path):
+    result = run("load", str(SAMPLE), "--db", "sqlite:///x.db", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "database 'sqlite' is not supported" in result.stderr
