@@ -229,6 +229,12 @@ def test_appending_the_same_files_again_rejects_them_as_already_loaded(engine, t
     assert report.tables[4].reasons == {"already_loaded": 1}
 
 
+def test_events_repeated_within_a_file_are_all_kept(engine, tmp_path):
+    twice = [["P1", "2025-03-01", "ed_visit"], ["P1", "2025-03-01", "ed_visit"]]
+    report = load(engine, write_dataset(tmp_path / "d", events=twice), tmp_path)
+    assert (report.tables[4].rows_loaded, report.tables[4].rows_rejected) == (2, 0)
+
+
 def test_replace_swaps_the_data(engine, tmp_path):
     load(engine, SAMPLE, tmp_path)
     load(engine, write_dataset(tmp_path / "d"), tmp_path, replace=True)
