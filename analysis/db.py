@@ -73,3 +73,11 @@ def init_schema(conn: sa.Connection) -> None:
 def has_schema(conn: sa.Connection) -> bool:
     """True when the prescriptions table exists."""
     return sa.inspect(conn).has_table("prescriptions")
+
+
+def read_frame(conn: sa.Connection, name: str, params: dict[str, object] | None = None):
+    """Run queries/<name>.sql with bound parameters and return a pandas DataFrame."""
+    import pandas as pd
+
+    result = conn.execute(sa.text(queries.load(name, conn.dialect.name)), params or {})
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

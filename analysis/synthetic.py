@@ -308,15 +308,19 @@ def _long_term(rng: random.Random, p: _Patient, start: dt.date, doc: Clinician, 
         rate = rng.uniform(0.04, 0.09)    # <= 10% a month: CDC 2022's gradual pace
     else:
         rate = rng.uniform(0.15, 0.35)
-    # The taper starts mid-month as often as not: shorten the first fill of the new dose.
-    d -= dt.timedelta(days=rng.randint(0, 15))
+    # The first lower-dose fill replaces the last full-dose one as it runs out (fill dates fall on any
+    # day of the month, so steps rarely line up with calendar months).
+    d -= dt.timedelta(days=rng.randint(0, 2))
     dose = supplied
     floor = baseline * rng.choice([0.0, 0.0, 0.3, 0.5])
+    # Tapers are written in half tablets of oxycodone 5 mg (3.75 MME), so a monthly step of a whole
+    # number of half tablets keeps the intended pace exactly.
+    step = max(3.75, round(rate * baseline / 3.75) * 3.75)
     while d <= DATA_END:
-        dose -= rate * baseline
+        dose -= step
         if dose <= max(floor, 4):
             break
-        p.opioid(d, SHORT_ACTING[1] if dose < 40 else product, dose, 30)
+        p.opioid(d, SHORT_ACTING[1], dose, 30)
         d += dt.timedelta(days=30)
     if floor > 4:
         for _ in range(rng.randint(2, 8)):

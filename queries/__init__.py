@@ -26,13 +26,13 @@ def _read(file_name: str) -> str | None:
 
 def _expand(text: str, seen: tuple[str, ...]) -> str:
     def replace(match: re.Match) -> str:
-        fragment = match.group(1)
-        if fragment in seen:
-            raise ValueError(f"query fragment {fragment!r} includes itself ({' -> '.join(seen + (fragment,))})")
-        body = _read(f"_{fragment}.sql")
+        file_name = f"_{match.group(1)}.sql"
+        if file_name in seen:
+            raise ValueError(f"query fragment {file_name} includes itself ({' -> '.join(seen + (file_name,))})")
+        body = _read(file_name)
         if body is None:
-            raise KeyError(f"unknown query fragment {fragment!r} (no queries/_{fragment}.sql)")
-        return _expand(body.rstrip("\n"), seen + (fragment,))
+            raise KeyError(f"unknown query fragment {match.group(1)!r} (no queries/{file_name})")
+        return _expand(body.rstrip("\n"), seen + (file_name,))
 
     return _INCLUDE.sub(replace, text)
 
@@ -44,7 +44,7 @@ def load(name: str, dialect: str | None = None) -> str:
         text = _read(f"{name}.sql")
     if text is None:
         raise KeyError(f"unknown query {name!r}; known queries: {', '.join(names())}")
-    return _expand(text, (name,))
+    return _expand(text, (f"{name}.sql",))
 
 
 def statements(name: str, dialect: str | None = None) -> list[str]:

@@ -1,0 +1,42 @@
+-- fragment rx_mme: daily MME of each opioid prescription under one factor set. Requires opioid_rx.
+-- Parameters: :factor_set (text) cdc2022 | cdc2016 | cdc_file_2018 (analysis/reference/mme_factors.csv).
+-- Defines: rx_mme(opioid_rx columns, daily_mme, tiered_amount, mme_status).
+--   daily_mme = strength x quantity x quantity_multiplier / days supply x factor (DESIGN.md; a fentanyl
+--   patch's multiplier is 3, the days a patch is worn). NULL when no factor applies or the factor is tiered.
+--   tiered_amount = mg a day of an ingredient whose factor depends on the patient's total daily mg
+--   (methadone under cdc2016); its MME is applied per patient-day in dose_segments.
+--   mme_status: computed | tiered | no_factor (no_factor rows still count as days with supply).
+flat_factors as (
+    select ingredient, form_group, strength_unit, mme_factor, quantity_multiplier
+    from ref_mme_factors
+    where factor_set = :factor_set and daily_mg_above is null
+),
+
+tiered_ingredients as (
+    select distinct ingredient
+    from ref_mme_factors
+    where factor_set = :factor_set and daily_mg_above is not null
+),
+
+rx_mme as (
+    select
+        o.*,
+        case when t.ingredient is null then
+            o.base_strength * o.quantity * f.quantity_multiplier / o.days_supply * f.mme_factor
+        end as daily_mme,
+        case when t.ingredient is not null then o.base_strength * o.quantity / o.days_supply else 0 end
+            as tiered_amount,
+        case
+            when t.ingredient is not null then 'tiered'
+            when f.mme_factor is not null then 'computed'
+            else 'no_factor'
+        end as mme_status
+    from opioid_rx as o
+    left join flat_factors as f
+        on f.ingredient = o.ingredient
+        and f.strength_unit = o.base_unit
+        and f.form_group in ('any', o.form_group)
+    left join tiered_ingredients as t
+        on t.ingredient = o.ingredient
+        and o.base_unit = 'MG'
+),

@@ -1,0 +1,256 @@
+-- fragment tapers: dose tapers and discontinuations from a high baseline. Requires dose_segments.
+-- Parameters (analysis.dose.TaperParams holds the defaults and their sources):
+--   :data_start, :data_end (date) the days the data can speak for; days after :data_end are unknown, not 0.
+--   :baseline_days (integer, 180 = 6 months of 30 days; research value 360) the window before a taper start.
+--   :baseline_min_mme (number, 50) lowest baseline mean daily MME that can taper (Fenton 2019, Agnoli 2021).
+--   :taper_min_fall (number, 0.15) the fall from baseline, as a fraction, that makes a taper.
+--   :window_months (integer, 2) the window (of 30-day months) whose mean must fall that far.
+--   :followup_months (integer, 7) the follow-up after the start in which windows and speed are measured
+--     (Agnoli 2021: six overlapping 60-day windows within seven months).
+--   :stop_days (integer, 60) days without supply that make a discontinuation.
+--   :abrupt_fraction (number, 0.5) a discontinuation is abrupt when the mean dose of the 30 days before
+--     stopping is still at least this fraction of baseline (Neprash 2021).
+--   :gradual_max_pct (number, 10) and :rapid_min_pct (number, 40): speed bands in % of baseline a month
+--     (CDC 2022: about 10% a month; > 40% a month is about 10% a week).
+-- Definitions (DESIGN.md "Tapers"; worked examples in tests/test_dose.py):
+--   C(x) = cumulative MME from the first supply to day x, evaluated exactly from the dose segments.
+--   A candidate start s is a day the daily dose falls. Its baseline is the mean daily MME over the
+--   :baseline_days before s (a fixed window: days without supply count as 0). s qualifies when the
+--   baseline is >= :baseline_min_mme and the mean of some :window_months window starting s, s+30, ...
+--   (ending by s + 30 x :followup_months - 1 and by :data_end) is <= (1 - :taper_min_fall) x baseline.
+--   A qualifying start more than 30 x :followup_months days after the previous qualifying start begins a
+--   new taper; closer ones continue the same taper.
+--   Speed = the largest fall in mean daily MME between consecutive 30-day windows, slid one day at a time
+--   over the follow-up (so a step counts at its true size whatever the calendar), as % of baseline per
+--   month, capped to 0-100.
+--   Discontinuation = the first stretch of >= :stop_days without supply that starts on or after s (and
+--   before the next taper); a stretch still open at :data_end counts only if it has lasted :stop_days
+--   by then (right-censoring).
+-- Defines: tapers(patient_id, taper_start, baseline_mme, min_window_mme, end_mme, max_monthly_reduction_pct,
+--   discontinued, stop_day, stop_mme, category).
+taper_breaks as (
+    select
+        patient_id,
+        seg_start,
+        seg_end,
+        daily_mme,
+        supplied,
+        coalesce(sum(case when seg_end is null then 0 else (seg_end - seg_start + 1) * daily_mme end) over (
+            partition by patient_id order by seg_start rows between unbounded preceding and 1 preceding
+        ), 0) as cum_before,
+        lag(daily_mme) over (partition by patient_id order by seg_start) as prev_mme,
+        row_number() over (partition by patient_id order by seg_start) as break_no
+    from dose_segments
+),
+
+taper_high_dose as (
+    select patient_id
+    from dose_segments
+    group by patient_id
+    having max(daily_mme) >= :baseline_min_mme
+),
+
+taper_candidates as (
+    select b.patient_id, b.seg_start as start_day
+    from taper_breaks as b
+    inner join taper_high_dose as h on h.patient_id = b.patient_id
+    where b.daily_mme < b.prev_mme
+        and b.seg_start - :baseline_days >= :data_start
+        and b.seg_start <= :data_end
+),
+
+-- C(x) is needed at the baseline's first day - 1 (k = -1) and at s - 1 + 30k (k = 0 .. followup months).
+taper_marks as (
+    select
+        c.patient_id,
+        c.start_day,
+        cast(g.k as integer) as k,
+        case when g.k < 0 then c.start_day - 1 - :baseline_days else c.start_day - 1 + cast(30 * g.k as integer) end as day
+    from taper_candidates as c
+    cross join generate_series(-1, :followup_months) as g(k)
+),
+
+-- Locate each day among the patient's segments: sort days with segment starts; the running count of
+-- segment starts is the number of the segment the day falls in (0 = before the first supply).
+taper_mark_sorted as (
+    select patient_id, day, 1 as is_mark, start_day, k from taper_marks
+    union all
+    select patient_id, seg_start, 0, null, null from taper_breaks
+),
+
+taper_mark_values as (
+    select
+        m.patient_id,
+        m.start_day,
+        m.k,
+        case when m.break_no = 0 then 0 else b.cum_before + (m.day - b.seg_start + 1) * b.daily_mme end as cum
+    from (
+        select
+            *,
+            sum(1 - is_mark) over (
+                partition by patient_id order by day, is_mark rows between unbounded preceding and current row
+            ) as break_no
+        from taper_mark_sorted
+    ) as m
+    left join taper_breaks as b on b.patient_id = m.patient_id and b.break_no = m.break_no
+    where m.is_mark = 1
+),
+
+taper_baselines as (
+    select a.patient_id, a.start_day, (b.cum - a.cum) / :baseline_days as baseline_mme
+    from taper_mark_values as a
+    inner join taper_mark_values as b on b.patient_id = a.patient_id and b.start_day = a.start_day and b.k = 0
+    where a.k = -1
+),
+
+taper_window_means as (
+    select a.patient_id, a.start_day, min((b.cum - a.cum) / (30.0 * :window_months)) as min_window_mme
+    from taper_mark_values as a
+    inner join taper_mark_values as b
+        on b.patient_id = a.patient_id and b.start_day = a.start_day and b.k = a.k + :window_months
+    where a.k >= 0
+        and a.start_day - 1 + 30 * b.k <= :data_end
+    group by a.patient_id, a.start_day
+),
+
+taper_qualifying as (
+    select
+        b.patient_id,
+        b.start_day,
+        b.baseline_mme,
+        w.min_window_mme,
+        lag(b.start_day) over (partition by b.patient_id order by b.start_day) as previous_start
+    from taper_baselines as b
+    inner join taper_window_means as w on w.patient_id = b.patient_id and w.start_day = b.start_day
+    where b.baseline_mme >= :baseline_min_mme
+        and w.min_window_mme <= (1 - :taper_min_fall) * b.baseline_mme
+),
+
+taper_events as (
+    select
+        patient_id,
+        start_day,
+        baseline_mme,
+        min_window_mme,
+        lead(start_day) over (partition by patient_id order by start_day) as next_start
+    from taper_qualifying
+    where previous_start is null or start_day - previous_start > 30 * :followup_months
+),
+
+taper_long_gaps as (
+    select patient_id, seg_start as stop_day
+    from taper_breaks
+    where not supplied
+        and break_no > 1
+        and seg_start <= :data_end
+        and least(coalesce(seg_end, :data_end), :data_end) - seg_start + 1 >= :stop_days
+),
+
+taper_stops as (
+    select e.patient_id, e.start_day, min(g.stop_day) as stop_day
+    from taper_events as e
+    inner join taper_long_gaps as g
+        on g.patient_id = e.patient_id
+        and g.stop_day >= e.start_day
+        and (e.next_start is null or g.stop_day < e.next_start)
+    group by e.patient_id, e.start_day
+),
+
+-- Second lookup: every day from s - 31 to the end of follow-up (for sliding 30-day windows), and the
+-- two days that bound the 30 days before a stop.
+taper_days as (
+    select e.patient_id, e.start_day, cast(g.j as integer) as j, e.start_day + cast(g.j as integer) as day
+    from taper_events as e
+    cross join generate_series(-31, 30 * :followup_months - 1) as g(j)
+    union all
+    select s.patient_id, s.start_day, cast(100000 + g.j as integer), s.stop_day - 1 - cast(g.j as integer)
+    from taper_stops as s
+    cross join generate_series(0, 30, 30) as g(j)
+),
+
+taper_day_sorted as (
+    select patient_id, day, 1 as is_mark, start_day, j from taper_days
+    union all
+    select patient_id, seg_start, 0, null, null from taper_breaks
+),
+
+taper_day_values as (
+    select
+        m.patient_id,
+        m.start_day,
+        m.j,
+        case when m.break_no = 0 then 0 else b.cum_before + (m.day - b.seg_start + 1) * b.daily_mme end as cum
+    from (
+        select
+            *,
+            sum(1 - is_mark) over (
+                partition by patient_id order by day, is_mark rows between unbounded preceding and current row
+            ) as break_no
+        from taper_day_sorted
+    ) as m
+    left join taper_breaks as b on b.patient_id = m.patient_id and b.break_no = m.break_no
+    where m.is_mark = 1
+),
+
+taper_falls as (
+    select
+        patient_id,
+        start_day,
+        j,
+        cum - lag(cum, 30) over by_day as last_30,
+        lead(cum, 30) over by_day - cum as next_30
+    from taper_day_values
+    where j < 100000
+    window by_day as (partition by patient_id, start_day order by j)
+),
+
+taper_speeds as (
+    select patient_id, start_day, max((last_30 - next_30) / 30) as max_fall
+    from taper_falls
+    where j between -1 and 30 * :followup_months - 31
+        and start_day + j + 30 <= :data_end
+    group by patient_id, start_day
+),
+
+taper_end_doses as (
+    select patient_id, start_day, last_30 / 30 as end_mme
+    from taper_falls
+    where j = least(30 * :followup_months - 1, :data_end - start_day)
+),
+
+taper_stop_doses as (
+    select a.patient_id, a.start_day, (a.cum - b.cum) / 30 as stop_mme
+    from taper_day_values as a
+    inner join taper_day_values as b on b.patient_id = a.patient_id and b.start_day = a.start_day and b.j = 100030
+    where a.j = 100000
+),
+
+taper_measured as (
+    select
+        e.patient_id,
+        e.start_day as taper_start,
+        e.baseline_mme,
+        e.min_window_mme,
+        d.end_mme,
+        least(100, greatest(0, 100 * coalesce(v.max_fall, 0) / e.baseline_mme)) as max_monthly_reduction_pct,
+        s.stop_day is not null as discontinued,
+        s.stop_day,
+        sd.stop_mme
+    from taper_events as e
+    left join taper_speeds as v on v.patient_id = e.patient_id and v.start_day = e.start_day
+    left join taper_end_doses as d on d.patient_id = e.patient_id and d.start_day = e.start_day
+    left join taper_stops as s on s.patient_id = e.patient_id and s.start_day = e.start_day
+    left join taper_stop_doses as sd on sd.patient_id = e.patient_id and sd.start_day = e.start_day
+),
+
+tapers as (
+    select
+        *,
+        case
+            when discontinued and stop_mme >= :abrupt_fraction * baseline_mme then 'abrupt_discontinuation'
+            when max_monthly_reduction_pct > :rapid_min_pct then 'rapid'
+            when max_monthly_reduction_pct <= :gradual_max_pct then 'gradual'
+            else 'moderate'
+        end as category
+    from taper_measured
+),

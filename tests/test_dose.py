@@ -1,0 +1,332 @@
+"""The dose engine on hand-worked examples: MME factors, the daily series, long-term therapy, tapers.
+
+Every test runs on DuckDB and on PostgreSQL. Each builds a small data set by code, loads it through
+the real loader and runs the real queries; expected numbers are worked out by hand in the comments.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from analysis import db, dose, ingest
+from tests.fixtures import CLINICIANS, CLINICS, write_dataset
+
+D = dt.date
+OXY10 = "oxycodone hydrochloride 10 MG Oral Tablet"  # 10 mg x 1.5 = 15 MME a tablet in every set
+DATA_START, DATA_END = D(2023, 12, 20), D(2025, 6, 30)
+
+
+def patient(pid: str, cancer: str = "0", hospice: str = "0", sickle: str = "0") -> list[str]:
+    return [pid, "1960-01-01", "F", cancer, hospice, sickle, "0"]
+
+
+def fill(rx_id, pid, day, drug, quantity, days, clinician="D1"):
+    return [rx_id, pid, clinician, day.isoformat(), drug, "", "", "", "", str(quantity), str(days), ""]
+
+
+def monthly(pid: str, start: dt.date, doses: list[float]) -> list[list[str]]:
+    """One 30-day oxycodone 10 mg fill per dose, every 30 days; quantity = 2 x MME a day (15 MME a tablet)."""
+    return [fill(f"{pid}-{i}", pid, start + dt.timedelta(days=30 * i), OXY10, round(2 * mme, 6), 30)
+            for i, mme in enumerate(doses)]
+
+
+def load(engine, tmp_path, patients, prescriptions, events=()):
+    folder = write_dataset(tmp_path / "d", clinics=CLINICS, clinicians=CLINICIANS, patients=patients,
+                           prescriptions=prescriptions, events=list(events))
+    ingest.load_directory(engine, folder, tmp_path / "rejects.csv", as_of=D(2026, 1, 1))
+
+
+def run(engine, name, factor_set="cdc2022", exclude=True, **params):
+    with engine.connect() as conn:
+        return db.read_frame(conn, name, {**dose.DoseParams(factor_set, exclude).sql(), **params})
+
+
+# --- MME per prescription ------------------------------------------------------------------------
+# Factors as DESIGN.md states them (None: no factor in that set), written here by hand, not read from
+# the reference CSV, so a wrong CSV row fails.
+FACTORS = {
+    "codeine": (0.15, 0.15, 0.15), "hydrocodone": (1, 1, 1), "morphine": (1, 1, 1),
+    "oxycodone": (1.5, 1.5, 1.5), "oxymorphone": (3, 3, 3), "hydromorphone": (5, 4, 4),
+    "methadone": (4.7, "tiered", 3), "tramadol": (0.2, None, 0.1), "tapentadol": (0.4, None, 0.4),
+    "meperidine": (0.1, 0.1, 0.1), "butorphanol": (7, 7, 7), "levorphanol": (11, 11, 11),
+    "pentazocine": (0.37, 0.37, 0.37), "dihydrocodeine": (0.25, 0.25, 0.25), "opium": (1, 1, 1),
+}
+SETS = ("cdc2022", "cdc2016", "cdc_file_2018")
+
+
+def test_each_factor_in_each_set(engine, tmp_path):
+    # "<Ingredient> 10 MG Oral Tablet", 60 tablets for 30 days = 20 mg a day; MME = 20 x factor.
+    rows = [fill(ing, "P1", D(2025, 1, 1), f"{ing.title()} 10 MG Oral Tablet", 60, 30) for ing in FACTORS]
+    load(engine, tmp_path, [patient("P1")], rows)
+    for i, factor_set in enumerate(SETS):
+        got = run(engine, "rx_daily_mme", factor_set).set_index("rx_id")
+        for ing, factors in FACTORS.items():
+            expected = factors[i]
+            status = got.loc[ing, "mme_status"]
+            if expected is None:
+                assert status == "no_factor", (factor_set, ing)
+            elif expected == "tiered":
+                assert status == "tiered", (factor_set, ing)
+            else:
+                assert got.loc[ing, "daily_mme"] == pytest.approx(20 * expected), (factor_set, ing)
+
+
+def test_fentanyl_patch_counts_mcg_per_hour_worn(engine, tmp_path):
+    # 10 patches of 25 mcg/hr for 30 days: each patch is worn 72 h, so 30 days are covered and the
+    # patient wears 25 mcg/hr throughout: 25 x 2.4 = 60 MME a day (CDC 2022, 2016); the 2018 file's
+    # 7.2 x 10 patches / 30 days x 25 = 60 as well.
+    load(engine, tmp_path, [patient("P1")],
+         [fill("F1", "P1", D(2025, 1, 1), "72 HR Fentanyl 0.025 MG/HR Transdermal System", 10, 30)])
+    for factor_set in SETS:
+        assert run(engine, "rx_daily_mme", factor_set)["daily_mme"].tolist() == [pytest.approx(60)]
+
+
+def test_combination_product_counts_its_opioid(engine, tmp_path):
+    # Acetaminophen 325 / oxycodone 5: 120 tablets in 30 days = 4 a day x 5 mg x 1.5 = 30 MME a day.
+    load(engine, tmp_path, [patient("P1")],
+         [fill("C1", "P1", D(2025, 1, 1), "Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet", 120, 30)])
+    assert run(engine, "rx_daily_mme")["daily_mme"].tolist() == [pytest.approx(30)]
+
+
+def test_buprenorphine_naloxone_and_benzodiazepines_never_enter_mme(engine, tmp_path):
+    load(engine, tmp_path, [patient("P1")], [
+        fill("B1", "P1", D(2025, 1, 1), "Buprenorphine 8 MG / Naloxone 2 MG Sublingual Tablet", 60, 30),
+        fill("N1", "P1", D(2025, 1, 1), "Naloxone Hydrochloride 4 MG/ACTUAT Nasal Spray", 2, 1),
+        fill("Z1", "P1", D(2025, 1, 1), "Alprazolam 0.5 MG Oral Tablet", 60, 30),
+    ])
+    assert run(engine, "rx_daily_mme").empty
+    assert run(engine, "patient_dose_segments").empty
+
+
+METHADONE = "Methadone Hydrochloride 10 MG Oral Tablet"
+
+
+def test_methadone_single_factor_2022_and_tiers_of_the_patients_total_2016(engine, tmp_path):
+    # P1: one prescription, 90 tablets of 10 mg in 30 days = 30 mg a day.
+    #   cdc2022: 30 x 4.7 = 141. cdc2016: 30 mg is in the 21-40 tier, factor 8: 240. 2018 file: 30 x 3 = 90.
+    # P2: two overlapping prescriptions of 15 mg a day each: 30 mg a day in total on the shared days, so
+    #   the 2016 tier is 8 (240), not 4 applied to each (2 x 60 = 120). Alone (days 31-45): 15 mg x 4 = 60.
+    # P3: 20 mg a day exactly is the top of the first tier: 20 x 4 = 80.
+    load(engine, tmp_path, [patient("P1"), patient("P2"), patient("P3")], [
+        fill("M1", "P1", D(2025, 1, 1), METHADONE, 90, 30),
+        fill("M2", "P2", D(2025, 1, 1), METHADONE, 45, 30),
+        fill("M3", "P2", D(2025, 1, 16), METHADONE, 45, 30),
+        fill("M4", "P3", D(2025, 1, 1), METHADONE, 60, 30),
+    ])
+    per_rx = run(engine, "rx_daily_mme", "cdc2022").set_index("rx_id")["daily_mme"]
+    assert per_rx["M1"] == pytest.approx(141)
+    assert run(engine, "rx_daily_mme", "cdc_file_2018").set_index("rx_id").loc["M1", "daily_mme"] == pytest.approx(90)
+    segments = run(engine, "patient_dose_segments", "cdc2016")
+    supplied = segments[segments["supplied"]]
+    got = {(r.patient_id, r.seg_start): r.daily_mme for r in supplied.itertuples()}
+    assert got == {
+        ("P1", D(2025, 1, 1)): pytest.approx(240),
+        ("P2", D(2025, 1, 1)): pytest.approx(60),    # 15 mg x 4, Jan 1-15
+        ("P2", D(2025, 1, 16)): pytest.approx(240),  # 30 mg x 8, Jan 16-30
+        ("P2", D(2025, 1, 31)): pytest.approx(60),   # 15 mg x 4, Jan 31 - Feb 14
+        ("P3", D(2025, 1, 1)): pytest.approx(80),
+    }
+
+
+# --- The daily series and per-period aggregates ----------------------------------------------------
+MONTHS_2025 = dose.period_grid(D(2025, 1, 1), D(2025, 3, 31), "month")
+
+
+def test_overlapping_prescriptions_sum_on_shared_days(engine, tmp_path):
+    # Oxycodone 10 mg 60 tablets / 30 days from Jan 1 = 30 MME (Jan 1-30); hydrocodone 10 mg 30 tablets /
+    # 30 days from Jan 16 = 10 MME (Jan 16 - Feb 14). Daily: Jan 1-15 30, Jan 16-30 40, Jan 31 - Feb 14 10.
+    # January: 15 x 30 + 15 x 40 + 1 x 10 (Jan 31) = 1060 over all 31 days (avg 34.19 both ways), max 40.
+    # February: 14 x 10 = 140 over 14 days (avg 10), / 28 days = 5, max 10.
+    load(engine, tmp_path, [patient("P1")], [
+        fill("A", "P1", D(2025, 1, 1), OXY10, 60, 30),
+        fill("B", "P1", D(2025, 1, 16), "Hydrocodone Bitartrate 10 MG Oral Tablet", 30, 30),
+    ])
+    got = run(engine, "patient_period_dose", **MONTHS_2025).sort_values("period_index")
+    rows = [(r.period_start, r.total_mme, r.days_supplied, r.avg_mme_supplied, r.avg_mme_period, r.max_daily_mme)
+            for r in got.itertuples()]
+    assert rows == [
+        (D(2025, 1, 1), pytest.approx(1060), 31, pytest.approx(1060 / 31), pytest.approx(1060 / 31), pytest.approx(40)),
+        (D(2025, 2, 1), pytest.approx(140), 14, pytest.approx(10), pytest.approx(5), pytest.approx(10)),
+    ]
+
+
+def test_early_refill_overlaps_and_a_gap_leaves_days_unsupplied(engine, tmp_path):
+    # 30 MME fills (60 tablets / 30 days): Jan 1 (to Jan 30), an early refill Jan 26 (to Feb 24: Jan 26-30
+    # at 60 MME), then Mar 7 after a gap Feb 25 - Mar 6 (to Apr 5).
+    # Jan: 25 x 30 + 5 x 60 + 1 x 30 (Jan 31, second fill alone) = 1080 over 31 days supplied; max 60.
+    # Feb: Feb 1-24 = 24 days x 30 = 720; avg over supplied days 30; over the month 720 / 28 = 25.714.
+    # Mar: Mar 7-31 = 25 days x 30 = 750; / 31 days = 24.194.
+    load(engine, tmp_path, [patient("P1")], [
+        fill("A", "P1", D(2025, 1, 1), OXY10, 60, 30),
+        fill("B", "P1", D(2025, 1, 26), OXY10, 60, 30),
+        fill("C", "P1", D(2025, 3, 7), OXY10, 60, 30),
+    ])
+    got = run(engine, "patient_period_dose", **MONTHS_2025).set_index("period_start")
+    assert got.loc[D(2025, 1, 1), ["total_mme", "days_supplied"]].tolist() == [pytest.approx(1080), 31]
+    assert got.loc[D(2025, 1, 1), "max_daily_mme"] == pytest.approx(60)
+    assert got.loc[D(2025, 2, 1), ["total_mme", "days_supplied", "avg_mme_supplied"]].tolist() == [
+        pytest.approx(720), 24, pytest.approx(30)]
+    assert got.loc[D(2025, 2, 1), "avg_mme_period"] == pytest.approx(720 / 28)
+    assert got.loc[D(2025, 3, 1), ["days_supplied", "avg_mme_period"]].tolist() == [25, pytest.approx(750 / 31)]
+
+
+def test_period_grids():
+    assert dose.period_grid(D(2024, 2, 10), D(2024, 12, 31), "quarter") == {
+        "start": D(2024, 1, 1), "months": 3, "days": 0, "n_periods": 4}
+    assert dose.period_grid(D(2024, 1, 1), D(2024, 3, 1), 30) == {
+        "start": D(2024, 1, 1), "months": 0, "days": 30, "n_periods": 3}  # 61 days: 30 + 30 + 1
+    assert dose.period_grid(D(2024, 1, 1), D(2024, 12, 31), "all")["days"] == 366
+
+
+def test_thirty_day_windows_and_whole_period(engine, tmp_path):
+    # One 30 MME fill Jan 1 - Jan 30: 30-day windows from Jan 1 -> window 0 holds all 900 MME;
+    # the whole period Jan 1 - Mar 31 (90 days) -> avg over the period 900 / 90 = 10.
+    load(engine, tmp_path, [patient("P1")], [fill("A", "P1", D(2025, 1, 1), OXY10, 60, 30)])
+    windows = run(engine, "patient_period_dose", **dose.period_grid(D(2025, 1, 1), D(2025, 3, 31), 30))
+    assert windows[["period_index", "total_mme", "period_days"]].values.tolist() == [[0, 900, 30]]
+    whole = run(engine, "patient_period_dose", **dose.period_grid(D(2025, 1, 1), D(2025, 3, 31), "all"))
+    assert whole["avg_mme_period"].tolist() == [pytest.approx(10)]
+
+
+# --- Long-term opioid therapy (Von Korff 2008) ------------------------------------------------------
+LTOT = dose.LtotParams().sql()
+
+
+def spaced(pid: str, n: int, every: int, days: int, start=D(2025, 1, 1)) -> list[list[str]]:
+    return [fill(f"{pid}-{i}", pid, start + dt.timedelta(days=every * i), OXY10, 2 * days, days) for i in range(n)]
+
+
+LTOT_CASES = {
+    # pid: (fills, days, n, every) -> is_ltot.  Duration = last fill + days - first fill.
+    "A": (spaced("A", 4, 30, 30), True),    # 120 days, 4 fills, 120 days' supply: >= 120 supply -> LTOT
+    "B": (spaced("B", 4, 29, 29), False),   # 116 days, 116 supply, 4 fills: just under 120 -> not
+    "C": (spaced("C", 10, 9, 10), True),    # fills on day 0..81, last covers 81-90: 91 days > 90, 10 fills
+    "D": (spaced("D", 10, 9, 9), False),    # covers days 0-89: 90 days, not MORE than 90 (10 fills, 90 supply)
+    "E": (spaced("E", 9, 11, 7), False),    # 95 days but 9 fills and 63 days' supply
+    "F": (spaced("F", 3, 31, 31), False),   # 93 days, 3 fills, 93 supply
+}
+
+
+def test_long_term_episodes_just_over_and_under_each_threshold(engine, tmp_path):
+    load(engine, tmp_path, [patient(p) for p in LTOT_CASES], [r for rows, _ in LTOT_CASES.values() for r in rows])
+    got = run(engine, "ltot_episodes", **LTOT).set_index("patient_id")
+    assert got["is_ltot"].to_dict() == {p: expected for p, (_, expected) in LTOT_CASES.items()}
+    assert got.loc["C", ["duration_days", "fills", "days_supply"]].tolist() == [91, 10, 100]
+    assert got.loc["D", "duration_days"] == 90
+
+
+def test_a_gap_of_30_days_continues_an_episode_and_31_starts_another(engine, tmp_path):
+    # Two 30-day fills Jan 1 and Jan 31 supply Jan 1 - Mar 1. The gap is the days without supply before
+    # the next fill: a fill on Apr 1 leaves Mar 2 .. Mar 31 = 30 days (same episode); Apr 2 leaves 31 (new).
+    base = [("G30", D(2025, 4, 1)), ("G31", D(2025, 4, 2))]
+    rows = []
+    for pid, third in base:
+        rows += [fill(f"{pid}-1", pid, D(2025, 1, 1), OXY10, 60, 30), fill(f"{pid}-2", pid, D(2025, 1, 31), OXY10, 60, 30),
+                 fill(f"{pid}-3", pid, third, OXY10, 60, 30)]
+    load(engine, tmp_path, [patient("G30"), patient("G31")], rows)
+    got = run(engine, "ltot_episodes", **LTOT)
+    assert got.groupby("patient_id")["episode_no"].max().to_dict() == {"G30": 1, "G31": 2}
+
+
+def test_patient_is_long_term_in_the_periods_an_episode_overlaps(engine, tmp_path):
+    # Case A: Jan 1 - Apr 30 2025 (120 days) -> long-term in Q1 (90 days) and Q2 (30 days), not Q3.
+    load(engine, tmp_path, [patient("A")], LTOT_CASES["A"][0])
+    got = run(engine, "patient_period_ltot", **LTOT, **dose.period_grid(D(2025, 1, 1), D(2025, 9, 30), "quarter"))
+    assert got[["period_start", "ltot_days"]].sort_values("period_start").values.tolist() == [
+        [D(2025, 1, 1), 90], [D(2025, 4, 1), 30]]
+
+
+# --- Tapers (Fenton 2019, Agnoli 2021, Neprash 2021) -------------------------------------------------
+# Every taper patient gets eight 100 MME fills from 2023-12-20 (240 days: a stable 100 MME baseline),
+# so the next fill, the first at a new dose, falls on 2023-12-20 + 240 days = 2024-08-16, mid-month.
+START, STEP = D(2023, 12, 20), D(2024, 8, 16)
+BASE = [100.0] * 8
+FOLLOW = 14  # fills after the step keep supply going past DATA_END
+
+
+def taper_data():
+    return {
+        # A step from 100 to 50 on Aug 16. Calendar months would show Aug 83.9 -> Sep 50 (a 34% fall);
+        # sliding 30-day windows see the true step: 100 -> 50 = 50% of baseline a month: rapid.
+        "STEP": monthly("STEP", START, BASE + [50.0] * FOLLOW),
+        # 8% of baseline a month: 92, 84, ... 36, then 36: every 30-day window falls by exactly 8: gradual.
+        "GRAD": monthly("GRAD", START, BASE + [92.0 - 8 * k for k in range(8)] + [36.0] * 6),
+        # 100 -> 40: 60% in a month: rapid.
+        "RAPID": monthly("RAPID", START, BASE + [40.0] * FOLLOW),
+        # Stops dead after 240 days at 100: abrupt discontinuation (last 30 days 100 >= 50% of 100).
+        "ABRUPT": monthly("ABRUPT", START, BASE),
+        # 100 -> 70 -> 40 -> 10 -> stop: 30%/month (moderate); stops Nov 14 at 10 MME (< 50): not abrupt.
+        "DOWN": monthly("DOWN", START, BASE + [70.0, 40.0, 10.0]),
+        # Supply ends 2025-06-16, two weeks before the data end: neither a taper nor a discontinuation.
+        "CENSOR": monthly("CENSOR", D(2024, 10, 20), BASE),
+        # Same as ABRUPT, but the patient has cancer: excluded by default.
+        "CANCER": monthly("CANCER", START, BASE),
+        # Stable at 100 with a 3% dip for a month: a reduction, but never 15% below baseline.
+        "STABLE": monthly("STABLE", START, BASE + [97.0] + [100.0] * FOLLOW),
+    }
+
+
+TAPERS = dose.TaperParams().sql(DATA_START, DATA_END)
+
+
+@pytest.fixture
+def tapers(engine, tmp_path):
+    data = taper_data()
+    pts = [patient(p, cancer="1" if p == "CANCER" else "0") for p in data]
+    # An ED visit 20 days after the abrupt stop, and one 400 days after it (outside the year).
+    events = [["ABRUPT", "2024-09-05", "ed_visit"], ["ABRUPT", "2025-09-20", "ed_visit"]]
+    load(engine, tmp_path, pts, [r for rows in data.values() for r in rows], events)
+    return engine
+
+
+def test_taper_categories_speeds_and_doses(tapers):
+    got = run(tapers, "tapers", **TAPERS).set_index("patient_id")
+    assert sorted(got.index) == ["ABRUPT", "DOWN", "GRAD", "RAPID", "STEP"]
+    assert (got["taper_start"] == STEP).all()
+    assert got["baseline_mme"].tolist() == [pytest.approx(100)] * 5
+    expected = {
+        # patient: (speed % of baseline a month, category, end dose, discontinued, min 60-day mean)
+        "STEP": (50, "rapid", 50, False, 50),
+        "GRAD": (8, "gradual", 44, False, 48),      # end: days 180-209 are the 7th step, 92 - 48 = 44
+        "RAPID": (60, "rapid", 40, False, 40),
+        "ABRUPT": (100, "abrupt_discontinuation", 0, True, 0),
+        "DOWN": (30, "moderate", 0, True, 5),       # windows: (70+40)/2, (40+10)/2, (10+0)/2 = 5, 0...
+    }
+    for pid, (speed, category, end, stopped, _) in expected.items():
+        row = got.loc[pid]
+        assert row["max_monthly_reduction_pct"] == pytest.approx(speed), pid
+        assert row["category"] == category, pid
+        assert row["end_mme"] == pytest.approx(end), pid
+        assert bool(row["discontinued"]) is stopped, pid
+    assert got.loc["STEP", "min_window_mme"] == pytest.approx(50)
+    assert got.loc["GRAD", "min_window_mme"] == pytest.approx(48)   # (52 + 44) / 2
+    assert got.loc["DOWN", "min_window_mme"] == pytest.approx(0)
+    # DOWN stops on Nov 14 (Aug 16 + 90); the 30 days before averaged 10 MME, 10% of baseline.
+    assert got.loc["DOWN", "stop_day"] == D(2024, 11, 14)
+    assert got.loc["DOWN", "stop_mme"] == pytest.approx(10)
+    assert got.loc["ABRUPT", "stop_day"] == STEP and got.loc["ABRUPT", "stop_mme"] == pytest.approx(100)
+
+
+def test_excluded_patients_come_back_when_exclusions_are_off(tapers):
+    got = run(tapers, "tapers", exclude=False, **TAPERS)
+    assert "CANCER" in set(got["patient_id"])
+    assert run(tapers, "ltot_episodes", exclude=False, **LTOT)["patient_id"].nunique() == 8
+    assert run(tapers, "ltot_episodes", **LTOT)["patient_id"].nunique() == 7
+
+
+def test_research_baseline_of_twelve_months_needs_a_year_of_data(tapers):
+    # With a 360-day baseline, a start on Aug 16 2024 would need data from Aug 2023: none can be judged.
+    # GRAD's step on Dec 14 2024 (Aug 16 + 120) is the first with 360 days of data before it (from Dec 20
+    # 2023); its baseline: (240 x 100 + 30 x (92 + 84 + 76 + 68)) / 360 = 33600 / 360 = 93.33, and the
+    # later steps (60, 52, 44, 36) fall more than 15% below that.
+    long = dose.TaperParams(baseline_days=360).sql(DATA_START, DATA_END)
+    got = run(tapers, "tapers", **long)
+    assert got[["patient_id", "taper_start", "category"]].values.tolist() == [["GRAD", D(2024, 12, 14), "gradual"]]
+    assert got["baseline_mme"].tolist() == [pytest.approx(33600 / 360)]
+
+
+def test_events_after_a_taper(tapers):
+    got = run(tapers, "taper_outcomes", **TAPERS)
+    assert got[["patient_id", "event_type", "days_to_first_event", "category"]].values.tolist() == [
+        ["ABRUPT", "ed_visit", 20, "abrupt_discontinuation"]]
