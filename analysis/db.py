@@ -12,6 +12,8 @@ import queries
 ENV_VAR = "RXDASH_DB_URL"
 DEFAULT_URL = "duckdb:///rxdash.duckdb"
 SUPPORTED = ("duckdb", "postgresql")
+DUCKDB_MEMORY_ENV = "RXDASH_DUCKDB_MEMORY_LIMIT"
+DUCKDB_MEMORY_DEFAULT = "3GB"
 
 
 def secrets_url(search: tuple[Path, ...] | None = None) -> str | None:
@@ -50,6 +52,9 @@ def make_engine(url: str, read_only: bool = False, schema: str | None = None) ->
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         if read_only:
             connect_args["read_only"] = True
+        # DuckDB spills to disk beyond its memory limit; the default (80% of RAM) would let one
+        # dashboard or load take the whole machine.
+        connect_args["config"] = {"memory_limit": os.environ.get(DUCKDB_MEMORY_ENV, DUCKDB_MEMORY_DEFAULT)}
         return sa.create_engine(parsed, connect_args=connect_args)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")

@@ -52,6 +52,7 @@ class TaperParams:
     min_fall: float = 0.15            # a 15% fall from baseline ...
     window_months: int = 2            # ... in the mean of a 60-day window ...
     followup_months: int = 7          # ... within seven months (six overlapping windows)
+    min_level_days: int = 7           # a lower dose must last a week to be a possible start
     stop_days: int = 60               # days without supply that make a discontinuation
     abrupt_fraction: float = 0.5      # last 30 days' dose >= 50% of baseline: abrupt
     gradual_max_pct: float = 10.0     # <= 10% of baseline a month: gradual (CDC 2022)
@@ -62,6 +63,7 @@ class TaperParams:
         return {"data_start": data_start, "data_end": data_end, "baseline_days": p["baseline_days"],
                 "baseline_min_mme": p["baseline_min_mme"], "taper_min_fall": p["min_fall"],
                 "window_months": p["window_months"], "followup_months": p["followup_months"],
+                "min_level_days": p["min_level_days"],
                 "stop_days": p["stop_days"], "abrupt_fraction": p["abrupt_fraction"],
                 "gradual_max_pct": p["gradual_max_pct"], "rapid_min_pct": p["rapid_min_pct"]}
 

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 import queries
 from analysis import db
+from analysis.dose import FACTOR_SETS
 from analysis.drugs import resolve_drug
 
 BATCH_ROWS = 500_000
@@ -330,6 +331,16 @@ def _check_and_insert(conn: sa.Connection, staged: _StagedFile, as_of: dt.date,
     return report
 
 
+def rebuild_derived(conn: sa.Connection) -> None:
+    """Rebuild daily_dose_segments (every patient's daily series) for every factor set."""
+    conn.exec_driver_sql("delete from daily_dose_segments")
+    sql = queries.load("build_dose_segments", conn.dialect.name)
+    columns = "factor_set, patient_id, seg_start, seg_end, daily_mme, supplied"
+    for factor_set in FACTOR_SETS:
+        conn.execute(sa.text(f"insert into daily_dose_segments ({columns}) {sql}"),
+                     {"factor_set": factor_set, "exclude": False})
+
+
 def _record(conn: sa.Connection, run_id: str, directory: Path, replace: bool, strict: bool,
             reports: list[TableReport]) -> None:
     conn.execute(sa.text("insert into load_runs (run_id, loaded_at, source_dir, replaced, strict_mode) "
@@ -369,6 +380,7 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
     run_id = uuid.uuid4().hex[:12]
     reader = duckdb.connect()
     reader.execute("set enable_progress_bar = false")
+    reader.execute("set memory_limit = '1GB'")  # the reader only streams; spill rather than grow
     staged_files = [_scan(reader, spec, path, header) for spec, path, header in files]
 
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
@@ -396,6 +408,7 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
                         out.flush()
                         raise LoadError(f"--strict: {rejected} row{'s' if rejected != 1 else ''} rejected "
                                         f"(see {rejects_path}); nothing was loaded")
+                    rebuild_derived(conn)
                     _record(conn, run_id, directory, replace, strict, reports)
             except sa.exc.DBAPIError as e:
                 raise LoadError(f"database error, nothing was loaded: {str(e.orig).splitlines()[0]}") from e

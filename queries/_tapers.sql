@@ -7,6 +7,7 @@
 --   :window_months (integer, 2) the window (of 30-day months) whose mean must fall that far.
 --   :followup_months (integer, 7) the follow-up after the start in which windows and speed are measured
 --     (Agnoli 2021: six overlapping 60-day windows within seven months).
+--   :min_level_days (integer, 7) how long a lower dose must last to be a possible taper start.
 --   :stop_days (integer, 60) days without supply that make a discontinuation.
 --   :abrupt_fraction (number, 0.5) a discontinuation is abrupt when the mean dose of the 30 days before
 --     stopping is still at least this fraction of baseline (Neprash 2021).
@@ -14,7 +15,8 @@
 --     (CDC 2022: about 10% a month; > 40% a month is about 10% a week).
 -- Definitions (DESIGN.md "Tapers"; worked examples in tests/test_dose.py):
 --   C(x) = cumulative MME from the first supply to day x, evaluated exactly from the dose segments.
---   A candidate start s is a day the daily dose falls. Its baseline is the mean daily MME over the
+--   A candidate start s is a day the daily dose settles below the previous sustained level (a level is
+--   sustained when it lasts at least :min_level_days, or is the open stretch after the last supply). Its baseline is the mean daily MME over the
 --   :baseline_days before s (a fixed window: days without supply count as 0). s qualifies when the
 --   baseline is >= :baseline_min_mme and the mean of some :window_months window starting s, s+30, ...
 --   (ending by s + 30 x :followup_months - 1 and by :data_end) is <= (1 - :taper_min_fall) x baseline.
@@ -28,21 +30,6 @@
 --   by then (right-censoring).
 -- Defines: tapers(patient_id, taper_start, baseline_mme, min_window_mme, end_mme, max_monthly_reduction_pct,
 --   discontinued, stop_day, stop_mme, category).
-taper_breaks as (
-    select
-        patient_id,
-        seg_start,
-        seg_end,
-        daily_mme,
-        supplied,
-        coalesce(sum(case when seg_end is null then 0 else (seg_end - seg_start + 1) * daily_mme end) over (
-            partition by patient_id order by seg_start rows between unbounded preceding and 1 preceding
-        ), 0) as cum_before,
-        lag(daily_mme) over (partition by patient_id order by seg_start) as prev_mme,
-        row_number() over (partition by patient_id order by seg_start) as break_no
-    from dose_segments
-),
-
 taper_high_dose as (
     select patient_id
     from dose_segments
@@ -50,13 +37,40 @@ taper_high_dose as (
     having max(daily_mme) >= :baseline_min_mme
 ),
 
+taper_breaks as (
+    select
+        s.patient_id,
+        s.seg_start,
+        s.seg_end,
+        s.daily_mme,
+        s.supplied,
+        coalesce(sum(case when s.seg_end is null then 0 else (s.seg_end - s.seg_start + 1) * s.daily_mme end) over (
+            partition by s.patient_id order by s.seg_start rows between unbounded preceding and 1 preceding
+        ), 0) as cum_before,
+        row_number() over (partition by s.patient_id order by s.seg_start) as break_no
+    from dose_segments as s
+    inner join taper_high_dose as h on h.patient_id = s.patient_id
+),
+
+-- Sustained levels: stretches lasting at least :min_level_days (or the open stretch after the last
+-- supply). Short stretches (an early refill's overlap, a day or two between fills) are skipped, so a
+-- candidate start is a day the dose settles below the previous sustained level.
+taper_levels as (
+    select
+        patient_id,
+        seg_start,
+        daily_mme,
+        lag(daily_mme) over (partition by patient_id order by seg_start) as previous_level
+    from taper_breaks
+    where seg_end is null or seg_end - seg_start + 1 >= :min_level_days
+),
+
 taper_candidates as (
-    select b.patient_id, b.seg_start as start_day
-    from taper_breaks as b
-    inner join taper_high_dose as h on h.patient_id = b.patient_id
-    where b.daily_mme < b.prev_mme
-        and b.seg_start - :baseline_days >= :data_start
-        and b.seg_start <= :data_end
+    select patient_id, seg_start as start_day
+    from taper_levels
+    where daily_mme < previous_level
+        and seg_start - :baseline_days >= :data_start
+        and seg_start <= :data_end
 ),
 
 -- C(x) is needed at the baseline's first day - 1 (k = -1) and at s - 1 + 30k (k = 0 .. followup months).
@@ -70,12 +84,14 @@ taper_marks as (
     cross join generate_series(-1, :followup_months) as g(k)
 ),
 
--- Locate each day among the patient's segments: sort days with segment starts; the running count of
--- segment starts is the number of the segment the day falls in (0 = before the first supply).
+-- Locate each day among the patient's segments: sort days with segment starts; the number of the last
+-- segment start on or before a day is the segment the day falls in (0 = before the first supply).
 taper_mark_sorted as (
-    select patient_id, day, 1 as is_mark, start_day, k from taper_marks
+    select patient_id, day, 1 as is_mark, start_day, k, cast(null as bigint) as break_no from taper_marks
     union all
-    select patient_id, seg_start, 0, null, null from taper_breaks
+    select b.patient_id, b.seg_start, 0, null, null, b.break_no
+    from taper_breaks as b
+    where b.patient_id in (select patient_id from taper_candidates)
 ),
 
 taper_mark_values as (
@@ -83,16 +99,16 @@ taper_mark_values as (
         m.patient_id,
         m.start_day,
         m.k,
-        case when m.break_no = 0 then 0 else b.cum_before + (m.day - b.seg_start + 1) * b.daily_mme end as cum
+        case when m.located_break = 0 then 0 else b.cum_before + (m.day - b.seg_start + 1) * b.daily_mme end as cum
     from (
         select
             *,
-            sum(1 - is_mark) over (
+            coalesce(max(break_no) over (
                 partition by patient_id order by day, is_mark rows between unbounded preceding and current row
-            ) as break_no
+            ), 0) as located_break
         from taper_mark_sorted
     ) as m
-    left join taper_breaks as b on b.patient_id = m.patient_id and b.break_no = m.break_no
+    left join taper_breaks as b on b.patient_id = m.patient_id and b.break_no = m.located_break
     where m.is_mark = 1
 ),
 
@@ -156,73 +172,100 @@ taper_stops as (
     group by e.patient_id, e.start_day
 ),
 
--- Second lookup: every day from s - 31 to the end of follow-up (for sliding 30-day windows), and the
+-- Speed: fall(t) = (2 C(t) - C(t-30) - C(t+30)) / 30, the drop from the 30 days ending t to the next 30.
+-- Between days where t+1, t-29 or t+31 is a segment start b, fall(t) is linear in t, so its largest
+-- value over the follow-up lies at one of those days (b-1, b+29, b-31) or at an end of the range.
+taper_speed_days as (
+    select e.patient_id, e.start_day, b.seg_start + o.shift as t
+    from taper_events as e
+    inner join taper_breaks as b
+        on b.patient_id = e.patient_id
+        and b.seg_start between e.start_day - 30 and e.start_day + 30 * :followup_months
+    cross join (values (-1), (29), (-31)) as o(shift)
+    union
+    select patient_id, start_day, start_day - 1 from taper_events
+    union
+    select patient_id, start_day, least(start_day + 30 * :followup_months - 31, :data_end - 30) from taper_events
+),
+
+taper_speed_range as (
+    select *
+    from taper_speed_days
+    where t between start_day - 1 and least(start_day + 30 * :followup_months - 31, :data_end - 30)
+),
+
+-- Second lookup: C at t - 30, t, t + 30 for those days, at the end of follow-up (end dose) and at the
 -- two days that bound the 30 days before a stop.
 taper_days as (
-    select e.patient_id, e.start_day, cast(g.j as integer) as j, e.start_day + cast(g.j as integer) as day
+    select r.patient_id, r.start_day, r.t + o.shift as day
+    from taper_speed_range as r
+    cross join (values (-30), (0), (30)) as o(shift)
+    union
+    select e.patient_id, e.start_day, least(e.start_day + 30 * :followup_months - 1, :data_end) - o.shift
     from taper_events as e
-    cross join generate_series(-31, 30 * :followup_months - 1) as g(j)
-    union all
-    select s.patient_id, s.start_day, cast(100000 + g.j as integer), s.stop_day - 1 - cast(g.j as integer)
+    cross join (values (0), (30)) as o(shift)
+    union
+    select s.patient_id, s.start_day, s.stop_day - 1 - o.shift
     from taper_stops as s
-    cross join generate_series(0, 30, 30) as g(j)
+    cross join (values (0), (30)) as o(shift)
 ),
 
 taper_day_sorted as (
-    select patient_id, day, 1 as is_mark, start_day, j from taper_days
+    select patient_id, day, 1 as is_mark, start_day, cast(null as bigint) as break_no from taper_days
     union all
-    select patient_id, seg_start, 0, null, null from taper_breaks
+    select b.patient_id, b.seg_start, 0, null, b.break_no
+    from taper_breaks as b
+    where b.patient_id in (select patient_id from taper_events)
 ),
 
 taper_day_values as (
     select
         m.patient_id,
         m.start_day,
-        m.j,
-        case when m.break_no = 0 then 0 else b.cum_before + (m.day - b.seg_start + 1) * b.daily_mme end as cum
+        m.day,
+        case when m.located_break = 0 then 0 else b.cum_before + (m.day - b.seg_start + 1) * b.daily_mme end as cum
     from (
         select
             *,
-            sum(1 - is_mark) over (
+            coalesce(max(break_no) over (
                 partition by patient_id order by day, is_mark rows between unbounded preceding and current row
-            ) as break_no
+            ), 0) as located_break
         from taper_day_sorted
     ) as m
-    left join taper_breaks as b on b.patient_id = m.patient_id and b.break_no = m.break_no
+    left join taper_breaks as b on b.patient_id = m.patient_id and b.break_no = m.located_break
     where m.is_mark = 1
 ),
 
-taper_falls as (
-    select
-        patient_id,
-        start_day,
-        j,
-        cum - lag(cum, 30) over by_day as last_30,
-        lead(cum, 30) over by_day - cum as next_30
-    from taper_day_values
-    where j < 100000
-    window by_day as (partition by patient_id, start_day order by j)
-),
-
 taper_speeds as (
-    select patient_id, start_day, max((last_30 - next_30) / 30) as max_fall
-    from taper_falls
-    where j between -1 and 30 * :followup_months - 31
-        and start_day + j + 30 <= :data_end
-    group by patient_id, start_day
+    select r.patient_id, r.start_day, max((2 * c.cum - before.cum - after.cum) / 30) as max_fall
+    from taper_speed_range as r
+    inner join taper_day_values as c
+        on c.patient_id = r.patient_id and c.start_day = r.start_day and c.day = r.t
+    inner join taper_day_values as before
+        on before.patient_id = r.patient_id and before.start_day = r.start_day and before.day = r.t - 30
+    inner join taper_day_values as after
+        on after.patient_id = r.patient_id and after.start_day = r.start_day and after.day = r.t + 30
+    group by r.patient_id, r.start_day
 ),
 
+-- Mean daily MME over 30 days ending on a day: (C(day) - C(day - 30)) / 30.
 taper_end_doses as (
-    select patient_id, start_day, last_30 / 30 as end_mme
-    from taper_falls
-    where j = least(30 * :followup_months - 1, :data_end - start_day)
+    select e.patient_id, e.start_day, (a.cum - b.cum) / 30 as end_mme
+    from taper_events as e
+    inner join taper_day_values as a
+        on a.patient_id = e.patient_id and a.start_day = e.start_day
+        and a.day = least(e.start_day + 30 * :followup_months - 1, :data_end)
+    inner join taper_day_values as b
+        on b.patient_id = e.patient_id and b.start_day = e.start_day and b.day = a.day - 30
 ),
 
 taper_stop_doses as (
-    select a.patient_id, a.start_day, (a.cum - b.cum) / 30 as stop_mme
-    from taper_day_values as a
-    inner join taper_day_values as b on b.patient_id = a.patient_id and b.start_day = a.start_day and b.j = 100030
-    where a.j = 100000
+    select s.patient_id, s.start_day, (a.cum - b.cum) / 30 as stop_mme
+    from taper_stops as s
+    inner join taper_day_values as a
+        on a.patient_id = s.patient_id and a.start_day = s.start_day and a.day = s.stop_day - 1
+    inner join taper_day_values as b
+        on b.patient_id = s.patient_id and b.start_day = s.start_day and b.day = s.stop_day - 31
 ),
 
 taper_measured as (

@@ -4,8 +4,6 @@
 -- Returns one row per patient and stretch: patient_id, seg_start, seg_end (NULL for the open stretch after
 -- the last supply), daily_mme, supplied.
 with
--- @include opioid_rx
--- @include rx_mme
 -- @include dose_segments
 final as (
     select patient_id, seg_start, seg_end, daily_mme, supplied from dose_segments

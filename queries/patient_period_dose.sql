@@ -5,8 +5,6 @@
 -- (total MME / days with supply: DESIGN.md's default denominator), avg_mme_period (total MME / days in
 -- the period: the fixed-window variant), max_daily_mme.
 with
--- @include opioid_rx
--- @include rx_mme
 -- @include dose_segments
 -- @include periods
 period_overlaps as (

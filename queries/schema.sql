@@ -83,3 +83,13 @@ create table if not exists load_reject_reasons (
     reason_code varchar not null,
     n_rows bigint not null
 );
+-- Derived: each patient's daily MME as stretches of constant dose, per factor set; rebuilt by every load
+-- from queries/build_dose_segments.sql so that every query reads the daily series instead of recomputing it.
+create table if not exists daily_dose_segments (
+    factor_set varchar not null,
+    patient_id varchar not null,
+    seg_start date not null,
+    seg_end date,
+    daily_mme double precision not null,
+    supplied boolean not null
+);

@@ -4,8 +4,6 @@
 -- no such event have no row): patient_id, taper_start, category, max_monthly_reduction_pct, event_type,
 -- days_to_first_event (0 = on the start day). Counting within 30/90/365 days is done on this.
 with
--- @include opioid_rx
--- @include rx_mme
 -- @include dose_segments
 -- @include tapers
 final as (

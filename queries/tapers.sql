@@ -5,8 +5,6 @@
 -- stop_mme (mean daily MME over the 30 days before stopping), category (gradual | moderate | rapid |
 -- abrupt_discontinuation).
 with
--- @include opioid_rx
--- @include rx_mme
 -- @include dose_segments
 -- @include tapers
 final as (

@@ -51,6 +51,17 @@ def test_data_quality_lists_rejections_and_drug_descriptions(sample_env):
     assert "Rows rejected by the latest load" in at.get("plotly_chart")[0].proto.spec
 
 
+def test_dose_coverage_follows_the_factor_set(sample_env):
+    # Tramadol and tapentadol have no factor in the CDC 2016 set: their prescriptions are listed.
+    at = AppTest.from_function(_data_quality, default_timeout=60).run()
+    assert not any("no MME factor" in w.value for w in at.warning)  # every sample drug has a 2022 factor
+    at.selectbox(key="coverage_factor_set").set_value("cdc2016").run()
+    assert not at.exception
+    assert any("no MME factor" in w.value for w in at.warning)
+    missing = next(df.value for df in at.dataframe if list(df.value.columns) == ["ingredient", "strength_unit", "prescriptions"])
+    assert set(missing["ingredient"]) == {"tramadol", "tapentadol"}
+
+
 def test_pages_explain_an_empty_database(monkeypatch, tmp_path):
     from analysis import db
 

@@ -25,9 +25,9 @@ def fill(rx_id, pid, day, drug, quantity, days, clinician="D1"):
     return [rx_id, pid, clinician, day.isoformat(), drug, "", "", "", "", str(quantity), str(days), ""]
 
 
-def monthly(pid: str, start: dt.date, doses: list[float]) -> list[list[str]]:
-    """One 30-day oxycodone 10 mg fill per dose, every 30 days; quantity = 2 x MME a day (15 MME a tablet)."""
-    return [fill(f"{pid}-{i}", pid, start + dt.timedelta(days=30 * i), OXY10, round(2 * mme, 6), 30)
+def monthly(pid: str, start: dt.date, doses: list[float], every: int = 30) -> list[list[str]]:
+    """One 30-day oxycodone 10 mg fill per dose, every `every` days; quantity = 2 x MME a day (15 MME a tablet)."""
+    return [fill(f"{pid}-{i}", pid, start + dt.timedelta(days=every * i), OXY10, round(2 * mme, 6), 30)
             for i, mme in enumerate(doses)]
 
 
@@ -264,6 +264,11 @@ def taper_data():
         "CANCER": monthly("CANCER", START, BASE),
         # Stable at 100 with a 3% dip for a month: a reduction, but never 15% below baseline.
         "STABLE": monthly("STABLE", START, BASE + [97.0] + [100.0] * FOLLOW),
+        # Stable at 100, always refilled 3 days early: the overlaps end in falls, but none is sustained.
+        "REFILL": monthly("REFILL", START, [100.0] * 22, every=27),
+        # Fills every 31 days leave one day without supply before each fill; 100 then 50 from the 9th
+        # fill on 2023-12-20 + 8 x 31 = 2024-08-24. The short gaps are not starts; the settled step is.
+        "GAPPY": monthly("GAPPY", START, BASE + [50.0] * FOLLOW, every=31),
     }
 
 
@@ -282,7 +287,9 @@ def tapers(engine, tmp_path):
 
 def test_taper_categories_speeds_and_doses(tapers):
     got = run(tapers, "tapers", **TAPERS).set_index("patient_id")
-    assert sorted(got.index) == ["ABRUPT", "DOWN", "GRAD", "RAPID", "STEP"]
+    assert sorted(got.index) == ["ABRUPT", "DOWN", "GAPPY", "GRAD", "RAPID", "STEP"]
+    gappy = got.loc["GAPPY"]
+    got = got.drop("GAPPY")
     assert (got["taper_start"] == STEP).all()
     assert got["baseline_mme"].tolist() == [pytest.approx(100)] * 5
     expected = {
@@ -306,13 +313,21 @@ def test_taper_categories_speeds_and_doses(tapers):
     assert got.loc["DOWN", "stop_day"] == D(2024, 11, 14)
     assert got.loc["DOWN", "stop_mme"] == pytest.approx(10)
     assert got.loc["ABRUPT", "stop_day"] == STEP and got.loc["ABRUPT", "stop_mme"] == pytest.approx(100)
+    # GAPPY: baseline Feb 26 - Aug 23 holds 6 gap days (Aug 23 and every 31 days before): 174 x 100 / 180
+    # = 290/3. Windows slide from the day before the start: the 30 days ending Aug 23 hold one gap day
+    # (29 x 100 / 30 = 96.67) and the next 30 are all at 50: a fall of 140/3 MME, and 140/3 / (290/3)
+    # = 48.3% of baseline a month: rapid.
+    assert gappy["taper_start"] == D(2024, 8, 24)
+    assert gappy["baseline_mme"] == pytest.approx(290 / 3)
+    assert gappy["max_monthly_reduction_pct"] == pytest.approx(100 * 140 / 290)
+    assert gappy["category"] == "rapid"
 
 
 def test_excluded_patients_come_back_when_exclusions_are_off(tapers):
     got = run(tapers, "tapers", exclude=False, **TAPERS)
     assert "CANCER" in set(got["patient_id"])
-    assert run(tapers, "ltot_episodes", exclude=False, **LTOT)["patient_id"].nunique() == 8
-    assert run(tapers, "ltot_episodes", **LTOT)["patient_id"].nunique() == 7
+    assert run(tapers, "ltot_episodes", exclude=False, **LTOT)["patient_id"].nunique() == 10
+    assert run(tapers, "ltot_episodes", **LTOT)["patient_id"].nunique() == 9
 
 
 def test_research_baseline_of_twelve_months_needs_a_year_of_data(tapers):

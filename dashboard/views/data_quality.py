@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis import charts
+from analysis import charts, dose
 from dashboard import data
 
 
@@ -34,6 +34,21 @@ def render() -> None:
     else:
         st.plotly_chart(charts.rejects_chart(reasons), theme=None, use_container_width=True)
         st.caption("The rejects file written by `rxdash load` lists each rejected row with its line number.")
+
+    st.subheader("Dose coverage")
+    factor_set = st.selectbox("MME factor set", list(dose.FACTOR_SETS), format_func=dose.FACTOR_SETS.get,
+                              key="coverage_factor_set")
+    coverage = data.query("dose_coverage", factor_set=factor_set, exclude=False)
+    if coverage.empty:
+        st.info("No opioid analgesic prescriptions are loaded.")
+    else:
+        computable = coverage.loc[coverage["mme_status"] != "no_factor", "prescriptions"].sum()
+        st.metric("Opioid prescriptions with a computable MME", f"{computable / coverage['prescriptions'].sum():.1%}")
+        missing = coverage[coverage["mme_status"] == "no_factor"]
+        if not missing.empty:
+            st.warning("These opioid prescriptions have no MME factor in this set. Their days count as days "
+                       "with supply, but their dose is not in any MME figure:")
+            st.dataframe(missing[["ingredient", "strength_unit", "prescriptions"]], hide_index=True)
 
     st.subheader("Drug descriptions")
     unmapped = drugs[drugs["drug_class"] == "unmapped"]
