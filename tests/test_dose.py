@@ -89,6 +89,25 @@ def test_combination_product_counts_its_opioid(engine, tmp_path):
     assert run(engine, "rx_daily_mme")["daily_mme"].tolist() == [pytest.approx(30)]
 
 
+def test_dose_coverage_counts_prescriptions_without_a_factor(engine, tmp_path):
+    # Tramadol has no factor in the CDC 2016 set: counted as no_factor, not dropped; the day still has
+    # supply (days_supplied 30) but adds no MME. Oxycodone is computed; methadone is tiered.
+    load(engine, tmp_path, [patient("P1")], [
+        fill("T1", "P1", D(2025, 1, 1), "Tramadol Hydrochloride 50 MG Oral Tablet", 120, 30),
+        fill("T2", "P1", D(2025, 2, 1), "Tramadol Hydrochloride 50 MG Oral Tablet", 120, 30),
+        fill("O1", "P1", D(2025, 1, 1), OXY10, 60, 30),
+        fill("M1", "P1", D(2025, 1, 1), METHADONE, 30, 30),
+    ])
+    got = run(engine, "dose_coverage", "cdc2016")
+    assert sorted(got[["ingredient", "mme_status", "prescriptions"]].values.tolist()) == [
+        ["methadone", "tiered", 1], ["oxycodone", "computed", 1], ["tramadol", "no_factor", 2]]
+    # February: only tramadol (Feb 1 - Mar 2): 28 days with supply, 0 MME under cdc2016;
+    # under cdc2022 tramadol is 4 x 50 mg x 0.2 = 40 MME a day: 28 x 40 = 1120.
+    feb = dose.period_grid(D(2025, 2, 1), D(2025, 2, 28), "month")
+    assert run(engine, "patient_period_dose", "cdc2016", **feb)[["days_supplied", "total_mme"]].values.tolist() == [[28, 0]]
+    assert run(engine, "patient_period_dose", "cdc2022", **feb)["total_mme"].tolist() == [pytest.approx(1120)]
+
+
 def test_buprenorphine_naloxone_and_benzodiazepines_never_enter_mme(engine, tmp_path):
     load(engine, tmp_path, [patient("P1")], [
         fill("B1", "P1", D(2025, 1, 1), "Buprenorphine 8 MG / Naloxone 2 MG Sublingual Tablet", 60, 30),
@@ -260,8 +279,9 @@ def taper_data():
         "DOWN": monthly("DOWN", START, BASE + [70.0, 40.0, 10.0]),
         # Supply ends 2025-06-16, two weeks before the data end: neither a taper nor a discontinuation.
         "CENSOR": monthly("CENSOR", D(2024, 10, 20), BASE),
-        # Same as ABRUPT, but the patient has cancer: excluded by default.
+        # Same as ABRUPT, but the patient has cancer, or is in hospice care: excluded by default.
         "CANCER": monthly("CANCER", START, BASE),
+        "HOSPICE": monthly("HOSPICE", START, BASE),
         # Stable at 100 with a 3% dip for a month: a reduction, but never 15% below baseline.
         "STABLE": monthly("STABLE", START, BASE + [97.0] + [100.0] * FOLLOW),
         # Stable at 100, always refilled 3 days early: the overlaps end in falls, but none is sustained.
@@ -278,7 +298,7 @@ TAPERS = dose.TaperParams().sql(DATA_START, DATA_END)
 @pytest.fixture
 def tapers(engine, tmp_path):
     data = taper_data()
-    pts = [patient(p, cancer="1" if p == "CANCER" else "0") for p in data]
+    pts = [patient(p, cancer="1" if p == "CANCER" else "0", hospice="true" if p == "HOSPICE" else "0") for p in data]
     # An ED visit 20 days after the abrupt stop, and one 400 days after it (outside the year).
     events = [["ABRUPT", "2024-09-05", "ed_visit"], ["ABRUPT", "2025-09-20", "ed_visit"]]
     load(engine, tmp_path, pts, [r for rows in data.values() for r in rows], events)
@@ -324,9 +344,9 @@ def test_taper_categories_speeds_and_doses(tapers):
 
 
 def test_excluded_patients_come_back_when_exclusions_are_off(tapers):
-    got = run(tapers, "tapers", exclude=False, **TAPERS)
-    assert "CANCER" in set(got["patient_id"])
-    assert run(tapers, "ltot_episodes", exclude=False, **LTOT)["patient_id"].nunique() == 10
+    got = run(tapers, "tapers", exclude=False, **TAPERS).set_index("patient_id")
+    assert got.loc[["CANCER", "HOSPICE"], "category"].tolist() == ["abrupt_discontinuation"] * 2
+    assert run(tapers, "ltot_episodes", exclude=False, **LTOT)["patient_id"].nunique() == 11
     assert run(tapers, "ltot_episodes", **LTOT)["patient_id"].nunique() == 9
 
 
