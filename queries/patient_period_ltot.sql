@@ -7,19 +7,9 @@ with
 -- @include opioid_rx
 -- @include ltot_episodes
 -- @include periods
+-- @include period_ltot
 final as (
-    select
-        e.patient_id,
-        p.period_index,
-        p.period_start,
-        p.period_end,
-        sum(least(e.episode_end, p.period_end) - greatest(e.episode_start, p.period_start) + 1) as ltot_days
-    from ltot_episodes as e
-    inner join periods as p
-        on e.episode_start <= p.period_end
-        and e.episode_end >= p.period_start
-    where e.is_ltot
-    group by e.patient_id, p.period_index, p.period_start, p.period_end
+    select * from period_ltot
 )
 
 select * from final

@@ -1,0 +1,186 @@
+"""Measures compared between clinicians, each declared once (DESIGN.md "Measures compared between clinicians").
+
+The dashboard, the exports and the Methods page all read these declarations. A measure's SQL
+(`queries/<query>.sql`) returns one row per patient (or taper) in its denominator, with the
+attributed clinician and clinic, `in_numerator` and `value`; `unit_rows` sums them per unit and
+`compare` adds funnel limits, flags and shrunken rates (analysis.stats).
+Adding a measure = adding a declaration here and a SQL file.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis import dose, stats
+
+ATTRIBUTION_RULE = ("Each patient belongs, for a period, to the clinician who supplied the most opioid "
+                    "analgesic days in it (ties: the latest fill). New starts belong to the prescriber of the "
+                    "index fill; tapers to the clinician who supplied the most opioid days in the baseline "
+                    "before the taper started.")
+EXCLUSIONS = "patients with cancer, hospice or palliative care, or sickle cell disease"
+REVIEW = {"authored_by": "Prescribing consistency team", "checked_by": "Clinical lead (pending)",
+          "reviewed_on": "2026-11-26", "next_review": "2027-11-26"}
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One measure: what it counts, why it matters, its direction and where its SQL lives."""
+
+    id: str
+    title: str
+    why: str
+    numerator: str
+    denominator: str
+    direction: str                 # lower | higher | neutral: which way is better, if any
+    query: str                     # queries/<query>.sql
+    kind: str = "proportion"       # proportion (value 0-1) or mean (value in `value_unit`)
+    unit: str = "clinician"        # clinician or clinic: what is compared
+    value_unit: str = "share of patients"
+    params: dict = field(default_factory=dict)
+    authored_by: str = REVIEW["authored_by"]
+    checked_by: str = REVIEW["checked_by"]
+    reviewed_on: str = REVIEW["reviewed_on"]
+    next_review: str = REVIEW["next_review"]
+
+
+MEASURES: tuple[Measure, ...] = (
+    Measure("high_dose_90", "Long-term patients at 90 MME a day or more",
+            "Overdose risk rises with dose; CDC 2022 (recommendation 4) asks clinicians to avoid increasing "
+            "to 90 MME or more without careful justification, and to weigh benefits and risks carefully from "
+            "50. Differences between colleagues on this share suggest different thresholds in practice.",
+            "long-term patients whose average daily MME (on days with supply) in the period is 90 or more",
+            "patients on long-term opioid therapy in the period (Von Korff 2008)", "lower",
+            "measure_ltot_dose", params={"threshold_mme": 90}),
+    Measure("high_dose_50", "Long-term patients at 50 MME a day or more",
+            "50 MME a day is the level at which CDC 2022 asks for a careful reassessment of benefits and risks "
+            "and for naloxone to be offered.",
+            "long-term patients whose average daily MME in the period is 50 or more",
+            "patients on long-term opioid therapy in the period", "lower",
+            "measure_ltot_dose", params={"threshold_mme": 50}),
+    Measure("mean_daily_mme", "Average daily dose of long-term patients",
+            "The typical dose a clinician's long-term patients take. Neither high nor low is good in itself "
+            "(patients differ), so this is shown without a verdict; wide differences between colleagues with "
+            "similar patients are worth a conversation.",
+            "sum over long-term patients of their average daily MME", "patients on long-term opioid therapy",
+            "neutral", "measure_ltot_dose", kind="mean", value_unit="MME a day", params={"threshold_mme": 90}),
+    Measure("benzo_overlap", "Opioids with benzodiazepines",
+            "Taking benzodiazepines with opioids multiplies the risk of fatal overdose; CDC 2022 recommendation 11 "
+            "asks clinicians to avoid it where possible (PQA measure COB).",
+            "patients with 2 or more benzodiazepine fills and 30 or more days of overlapping supply",
+            "patients with 2 or more opioid fills and 15 or more days' supply in the period", "lower",
+            "measure_benzo_overlap"),
+    Measure("naloxone_at_50", "Naloxone for patients at 50 MME a day or more",
+            "CDC 2022 recommendation 8: offer naloxone when the overdose risk is higher, including at 50 MME "
+            "a day or more.",
+            "those patients with a naloxone fill in the period",
+            "patients whose average daily MME in the period is 50 or more", "higher", "measure_naloxone_at_50"),
+    Measure("new_start_over_7d", "New starts given more than 7 days",
+            "For acute pain CDC 2022 (recommendation 6) advises no more than needed, often 3 days or fewer and "
+            "rarely more than 7; long first prescriptions raise the chance of long-term use.",
+            "new starts whose first supply is longer than 7 days",
+            "new starts (no opioid supply in the 90 days before)", "lower", "measure_new_start_over_7d"),
+    Measure("new_start_long_acting", "New starts on a long-acting opioid",
+            "CDC 2022 recommendation 3: start with immediate-release opioids, not extended-release or "
+            "long-acting ones (PQA IOP-LA).",
+            "new starts whose index fill is extended-release or long-acting", "new starts", "lower",
+            "measure_new_start_long_acting"),
+    Measure("new_start_to_ltot", "New starts that become long-term",
+            "Most long-term use begins as a short course; how often new starts become long-term differs "
+            "between prescribers (Von Korff 2008 episode definition).",
+            "new starts whose episode becomes long-term opioid therapy", "new starts", "lower",
+            "measure_new_start_to_ltot"),
+    Measure("taper_rapid", "Tapers faster than 40% a month",
+            "Rapid tapers are followed by more overdoses and mental-health crises (Agnoli 2021); HHS 2019 and "
+            "CDC 2022 advise about 10% a month, individually and with the patient.",
+            "tapers whose fastest monthly fall exceeds 40% of baseline",
+            "tapers and discontinuations from a baseline of 50 MME a day or more", "lower", "measure_taper_rapid"),
+    Measure("abrupt_discontinuation", "Abrupt discontinuations",
+            "Stopping opioids abruptly at a high dose is associated with overdose and suicide (Agnoli 2021; "
+            "Neprash 2021 definition: 60 days without supply while the last 30 days were still at half the "
+            "baseline or more).",
+            "patients whose opioids stopped abruptly in the period",
+            "patients with an eligible baseline (50 MME a day or more) in the period", "lower",
+            "measure_abrupt_discontinuation"),
+    Measure("multiple_prescribers", "Patients with 4 or more opioid prescribers",
+            "Many prescribers in a short time make care hard to coordinate and are a recognised risk marker "
+            "(PQA OMP, HEDIS UOP). Compared between clinics, since no single clinician controls it.",
+            "patients with opioid fills from 4 or more prescribers within 180 days",
+            "patients with an opioid fill in the period", "lower", "measure_multiple_prescribers", unit="clinic"),
+)
+BY_ID = {m.id: m for m in MEASURES}
+
+
+@dataclass(frozen=True)
+class MeasureParams:
+    """Thresholds of the measures that are not in DoseParams, LtotParams or TaperParams."""
+
+    naloxone_mme: float = 50.0
+    new_start_lookback: int = 90
+    new_start_max_days: int = 7
+    opioid_min_fills: int = 2
+    opioid_min_days: int = 15
+    benzo_min_fills: int = 2
+    benzo_min_overlap: int = 30
+    prescriber_window: int = 180
+    prescriber_min: int = 4
+
+    def sql(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def sql_params(measure: Measure, start: dt.date, end: dt.date, data_start: dt.date, data_end: dt.date,
+               dose_params: dose.DoseParams = dose.DoseParams(), ltot: dose.LtotParams = dose.LtotParams(),
+               tapers: dose.TaperParams = dose.TaperParams(),
+               other: MeasureParams = MeasureParams()) -> dict[str, object]:
+    """Every bound parameter a measure's SQL may use, for one period (extra ones are ignored)."""
+    return {**dose_params.sql(), **ltot.sql(), **tapers.sql(data_start, data_end), **other.sql(),
+            **dose.period_grid(start, end, "all"), "start": start, "end": end, **measure.params}
+
+
+def unit_rows(rows: pd.DataFrame, measure: Measure) -> pd.DataFrame:
+    """Per unit: unit_id, clinic_id, numerator, denominator (and mean, sd for means) from per-patient rows."""
+    key = "clinician_id" if measure.unit == "clinician" else "clinic_id"
+    if rows.empty:
+        return pd.DataFrame(columns=["unit_id", "clinic_id", "numerator", "denominator", "mean", "sd"])
+    grouped = rows.assign(in_numerator=rows["in_numerator"].astype(bool)).groupby(key)
+    out = pd.DataFrame({
+        "clinic_id": grouped["clinic_id"].first(),
+        "numerator": grouped["in_numerator"].sum().astype(int),
+        "denominator": grouped.size().astype(int),
+        "mean": grouped["value"].mean(),
+        "sd": grouped["value"].std(ddof=1),
+    })
+    out.index.name = "unit_id"
+    return out.reset_index()
+
+
+def compare(units: pd.DataFrame, measure: Measure) -> stats.Funnel:
+    """Funnel limits, flags and shrunken rates for one measure's unit rows."""
+    if measure.kind == "mean":
+        funnel = stats.funnel_means(units)
+        shrunk = stats.shrink_means(funnel)
+    else:
+        funnel = stats.funnel_proportions(units)
+        shrunk = stats.shrink_proportions(funnel.units)
+    return stats.Funnel(shrunk, funnel.pooled, funnel.phi, funnel.tau2, funnel.limits)
+
+
+def quarters(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """Calendar quarters overlapping start..end, clipped to it."""
+    grid = dose.period_grid(start, end, "quarter")
+    out = []
+    for i in range(grid["n_periods"]):
+        q_start = dose._add_months(grid["start"], 3 * i)
+        q_end = dose._add_months(grid["start"], 3 * (i + 1)) - dt.timedelta(days=1)
+        out.append((max(q_start, start), min(q_end, end)))
+    return out
+
+
+def describe_value(value: float, measure: Measure) -> str:
+    """A value as people read it: 12.5% for shares, 48.2 MME a day for means."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:.1%}" if measure.kind == "proportion" else f"{value:.1f} {measure.value_unit}"

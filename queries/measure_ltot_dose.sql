@@ -1,0 +1,28 @@
+-- measure_ltot_dose: long-term patients in a period and their average daily MME (high_dose_90,
+-- high_dose_50, mean_daily_mme).
+-- Parameters: :factor_set, :exclude; :start, :end, :months (0), :days, :n_periods (1) one period;
+--   the ltot_* parameters; :threshold_mme (number) the high-dose threshold.
+-- Returns one row per patient on long-term therapy in the period (DESIGN.md: an LTOT episode overlaps it)
+-- with supply in it: patient_id, clinician_id, clinic_id (attribution), in_numerator (average daily
+-- MME on days with supply >= :threshold_mme), value (that average, MME a day).
+with
+-- @include opioid_rx
+-- @include dose_segments
+-- @include periods
+-- @include period_dose
+-- @include ltot_episodes
+-- @include period_ltot
+-- @include attribution
+final as (
+    select
+        a.patient_id,
+        a.clinician_id,
+        a.clinic_id,
+        d.avg_mme_supplied >= :threshold_mme as in_numerator,
+        d.avg_mme_supplied as value
+    from period_ltot as l
+    inner join period_dose as d on d.patient_id = l.patient_id and d.period_index = l.period_index
+    inner join attribution as a on a.patient_id = l.patient_id
+)
+
+select * from final

@@ -1,0 +1,31 @@
+-- measure_naloxone_at_50: patients at or above a dose, and whether they filled naloxone in the period.
+-- Parameters: :factor_set, :exclude; :start, :end, :months (0), :days, :n_periods (1); :naloxone_mme (50).
+-- Returns one row per patient whose average daily MME on days with supply in the period is
+-- >= :naloxone_mme: patient_id, clinician_id, clinic_id, in_numerator (a naloxone fill in the period),
+-- value (NULL). CDC 2022 recommendation 8: offer naloxone at >= 50 MME a day.
+with
+-- @include opioid_rx
+-- @include dose_segments
+-- @include periods
+-- @include period_dose
+-- @include attribution
+naloxone as (
+    select distinct patient_id
+    from prescriptions
+    where drug_class = 'naloxone' and fill_date between :start and :end
+),
+
+final as (
+    select
+        a.patient_id,
+        a.clinician_id,
+        a.clinic_id,
+        n.patient_id is not null as in_numerator,
+        cast(null as double precision) as value
+    from period_dose as d
+    inner join attribution as a on a.patient_id = d.patient_id
+    left join naloxone as n on n.patient_id = d.patient_id
+    where d.avg_mme_supplied >= :naloxone_mme
+)
+
+select * from final
