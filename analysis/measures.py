@@ -141,14 +141,16 @@ def sql_params(measure: Measure, start: dt.date, end: dt.date, data_start: dt.da
 
 
 def unit_rows(rows: pd.DataFrame, measure: Measure) -> pd.DataFrame:
-    """Per unit: unit_id, clinic_id, numerator, denominator (and mean, sd for means) from per-patient rows."""
+    """Per unit: unit_id, clinic_id, numerator, denominator, mean, sd (of `value`) from per-patient rows."""
     key = "clinician_id" if measure.unit == "clinician" else "clinic_id"
     if rows.empty:
         return pd.DataFrame(columns=["unit_id", "clinic_id", "numerator", "denominator", "mean", "sd"])
     grouped = rows.assign(in_numerator=rows["in_numerator"].astype(bool)).groupby(key)
     out = pd.DataFrame({
         "clinic_id": grouped["clinic_id"].first(),
-        "numerator": grouped["in_numerator"].sum().astype(int),
+        # A mean's numerator is the sum of its patients' values (declared as such), not a count.
+        "numerator": grouped["in_numerator"].sum().astype(int) if measure.kind == "proportion"
+        else grouped["value"].sum(),
         "denominator": grouped.size().astype(int),
         "mean": grouped["value"].mean(),
         "sd": grouped["value"].std(ddof=1),

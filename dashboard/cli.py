@@ -60,6 +60,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date in YYYY-MM-DD form") from None
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from analysis import db, dose, summary
+
+    if args.end < args.start:
+        print(f"rxdash summarize: error: --end {args.end} is before --start {args.start}", file=sys.stderr)
+        return 2
+    try:
+        settings = summary.Settings(args.start, args.end, dose.DoseParams(args.factor_set, not args.no_exclusions),
+                                    min_cell=args.min_cell)
+        engine = db.make_engine(db.resolve_url(args.db), read_only=True)
+        counts = summary.write_summary(engine, settings, args.out)
+    except (ValueError, sa.exc.DBAPIError) as e:
+        print(f"rxdash summarize: error: {str(getattr(e, 'orig', e)).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"Wrote {args.out}: " + ", ".join(f"{n:,} rows in {name}.csv" for name, n in counts.items())
+          + " and README.txt")
+    return 0
+
+
 def _serve(url: str, host: str, port: int) -> int:
     env = dict(os.environ, RXDASH_DB_URL=url)
     command = [sys.executable, "-m", "streamlit", "run", str(APP),
@@ -132,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--no-bad-rows", action="store_true", help="leave out the deliberately bad rows")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("summarize", help="compare clinicians for a period and write CSV files")
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--start", type=_date, required=True, help="first day of the period (YYYY-MM-DD)")
+    p.add_argument("--end", type=_date, required=True, help="last day of the period (YYYY-MM-DD)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the CSV files and README.txt")
+    p.add_argument("--min-cell", type=int, default=11,
+                   help="suppress counts from 1 to N-1 (default 11; 0 turns suppression off for internal use)")
+    p.add_argument("--factor-set", default="cdc2022", choices=["cdc2022", "cdc2016", "cdc_file_2018"])
+    p.add_argument("--no-exclusions", action="store_true",
+                   help="keep patients with cancer, hospice/palliative care or sickle cell disease")
+    p.set_defaults(func=cmd_summarize)
 
     for name, func, help_text in (("serve", cmd_serve, "start the dashboard"),
                                   ("demo", cmd_demo, "build the sample database if missing, then serve")):

@@ -123,7 +123,7 @@ def test_mean_daily_mme_values_and_unit_rows(loaded):
     assert rows["value"].to_dict() == pytest.approx(
         {"L1": 100, "L2": 60, "L3": 30, "N1": 20, "T1": 100, "T2": (56 * 100 + 125 * 75) / 181})
     units = measures.unit_rows(rows.reset_index(), m).set_index("unit_id")
-    assert units.loc["D1", ["numerator", "denominator"]].tolist() == [1, 2]   # L1 at 100 is over 90
+    assert units.loc["D1", ["numerator", "denominator"]].tolist() == [pytest.approx(160), 2]  # 100 + 60
     assert units.loc["D1", "mean"] == pytest.approx(80)                      # (100 + 60) / 2
     assert units.loc["D3", "clinic_id"] == "C1"
 

@@ -1,0 +1,210 @@
+"""The clinician comparison for a period, as the tables `rxdash summarize` writes.
+
+`measure_table`, `consistency_table` and `taper_table` fetch and compute; `suppress` and `patient_key`
+are pure and carry the privacy rules (DESIGN.md "Privacy and access"): counts from 1 to min_cell - 1 are
+suppressed with complementary suppression, and patients appear only as a keyed hash.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from analysis import db, dose, measures, stats
+
+MEASURE_COLUMNS = ["measure_id", "unit", "clinician_id", "clinic_id", "numerator", "denominator", "value",
+                   "pooled_value", "lower_95", "upper_95", "lower_998", "upper_998", "flag", "shrunk_value",
+                   "shrunk_lower", "shrunk_upper", "limits", "phi", "tau2"]
+# Columns that give away a suppressed count (value x denominator = numerator; shrunk values likewise).
+DERIVED = ["numerator", "value", "shrunk_value", "shrunk_lower", "shrunk_upper"]
+SALT_ENV = "RXDASH_PATIENT_KEY_SECRET"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes the numbers, so it can be written beside them."""
+
+    start: dt.date
+    end: dt.date
+    dosing: dose.DoseParams = dose.DoseParams()
+    ltot: dose.LtotParams = dose.LtotParams()
+    tapers: dose.TaperParams = dose.TaperParams()
+    other: measures.MeasureParams = measures.MeasureParams()
+    min_cell: int = 11
+    selected: tuple[str, ...] = field(default_factory=lambda: tuple(m.id for m in measures.MEASURES))
+
+
+def _params(conn: sa.Connection, m: measures.Measure, s: Settings, start: dt.date, end: dt.date,
+            bounds: pd.Series) -> dict:
+    return measures.sql_params(m, start, end, bounds["data_start"], bounds["data_end"], s.dosing, s.ltot,
+                               s.tapers, s.other)
+
+
+def data_bounds(conn: sa.Connection) -> pd.Series:
+    return db.read_frame(conn, "data_bounds").iloc[0]
+
+
+def measure_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
+    """One row per measure and unit (clinician, or clinic for clinic-level measures), unsuppressed."""
+    bounds = data_bounds(conn)
+    frames = []
+    for m in measures.MEASURES:
+        if m.id not in s.selected:
+            continue
+        rows = db.read_frame(conn, m.query, _params(conn, m, s, s.start, s.end, bounds))
+        units = measures.unit_rows(rows, m)
+        if units.empty:
+            continue
+        result = measures.compare(units, m)
+        t = result.units.copy()
+        t["measure_id"], t["unit"] = m.id, m.unit
+        t["clinician_id"] = t["unit_id"] if m.unit == "clinician" else ""
+        if m.unit == "clinic":
+            t["clinic_id"] = t["unit_id"]
+        t["limits"], t["phi"], t["tau2"] = result.limits, result.phi, result.tau2
+        frames.append(t[MEASURE_COLUMNS])
+    if not frames:
+        return pd.DataFrame(columns=MEASURE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def consistency_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
+    """Variation indices per measure and calendar quarter of the period ("are we converging?")."""
+    bounds = data_bounds(conn)
+    out = []
+    for q_start, q_end in measures.quarters(s.start, s.end):
+        for m in measures.MEASURES:
+            if m.id not in s.selected:
+                continue
+            rows = db.read_frame(conn, m.query, _params(conn, m, s, q_start, q_end, bounds))
+            units = measures.unit_rows(rows, m)
+            base = {"measure_id": m.id, "quarter_start": q_start, "quarter_end": q_end}
+            if units.empty:
+                out.append({**base, "units": 0})
+                continue
+            out.append({**base, **stats.consistency(units, m.kind)})
+    return pd.DataFrame(out)
+
+
+def patient_key(patient_id: str, secret: bytes) -> str:
+    """A keyed hash (HMAC-SHA256, first 16 hex digits) standing for a patient; never the id itself."""
+    return hmac.new(secret, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def key_secret() -> tuple[bytes, bool]:
+    """The deployment's secret for patient keys ($RXDASH_PATIENT_KEY_SECRET), or a one-off random one."""
+    value = os.environ.get(SALT_ENV)
+    if value:
+        return value.encode("utf-8"), True
+    return secrets.token_bytes(32), False
+
+
+def taper_table(conn: sa.Connection, s: Settings, secret: bytes) -> pd.DataFrame:
+    """Tapers and discontinuations starting in the period, one row each, patients as keyed hashes."""
+    bounds = data_bounds(conn)
+    params = {**s.dosing.sql(), **s.tapers.sql(bounds["data_start"], bounds["data_end"])}
+    t = db.read_frame(conn, "tapers_attributed", params)
+    t = t[(t["taper_start"] >= s.start) & (t["taper_start"] <= s.end)].copy()
+    t["patient_key"] = [patient_key(p, secret) for p in t["patient_id"]]
+    return t[["clinician_id", "clinic_id", "patient_key", "baseline_mme", "taper_start", "end_mme",
+              "max_monthly_reduction_pct", "category"]].reset_index(drop=True)
+
+
+def _small(x: pd.Series, min_cell: int) -> pd.Series:
+    return (x >= 1) & (x < min_cell)
+
+
+def suppress(table: pd.DataFrame, min_cell: int = 11) -> pd.DataFrame:
+    """Suppress counts from 1 to min_cell - 1 and whatever would give them away (CMS cell-size policy).
+
+    A row is suppressed when its numerator, its denominator, or the difference between them (those not in
+    the numerator) is small; its numerator, value and shrunken rate are blanked and its flag becomes
+    `suppressed` (the denominator too, when it is the small count). If a measure then has exactly one
+    suppressed row, the row with the next smallest numerator is suppressed as well, so the pooled rate
+    cannot give the hidden count back. Means are suppressed on their denominator. min_cell 0 turns it off.
+    """
+    out = table.copy()
+    if min_cell <= 1 or out.empty:
+        return out
+    out["numerator"] = out["numerator"].astype("object")
+    out["denominator"] = out["denominator"].astype("object")
+    is_mean = out["measure_id"].map(lambda i: measures.BY_ID[i].kind == "mean")
+    num = pd.to_numeric(out["numerator"])
+    den = pd.to_numeric(out["denominator"])
+    primary = _small(den, min_cell) | (~is_mean & (_small(num, min_cell) | _small(den - num, min_cell)))
+    hide = primary.copy()
+    for _, rows in out[~is_mean].groupby("measure_id"):
+        hidden = primary[rows.index]
+        if hidden.sum() == 1 and len(rows) > 1:
+            candidates = num[rows.index][~hidden]
+            hide[candidates.idxmin()] = True
+    out.loc[hide, DERIVED] = np.nan
+    out.loc[hide, "numerator"] = None
+    out.loc[hide & _small(den, min_cell), "denominator"] = None
+    out.loc[hide, "flag"] = "suppressed"
+    return out
+
+
+def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime) -> str:
+    """README.txt: what the files hold and every parameter in force."""
+    t = s.tapers
+    lines = [
+        "Prescribing consistency: clinician comparison",
+        f"Period: {s.start} to {s.end}",
+        f"Made: {written:%Y-%m-%d %H:%M} from {url}",
+        "",
+        "Files",
+        "  clinician_measures.csv  one row per measure and clinician (clinic for clinic-level measures):",
+        "                          funnel limits around the pooled value, flag (high/low above/below the 99.8%",
+        "                          limit after any overdispersion adjustment; units under 11 cases are never",
+        "                          flagged), empirical-Bayes shrunken value with a 95% interval.",
+        "  tapers.csv              one row per taper or discontinuation starting in the period.",
+        "  consistency.csv         variation between clinicians per measure and quarter: pooled value, units,",
+        "                          phi, tau2, median odds ratio, ratio of 90th to 10th centile of shrunken values.",
+        "",
+        "Parameters",
+        f"  MME factor set: {s.dosing.factor_set} ({dose.FACTOR_SETS[s.dosing.factor_set]})",
+        f"  Exclusions: {'on: ' + measures.EXCLUSIONS if s.dosing.exclude else 'off'}",
+        f"  Long-term therapy: episodes with gaps <= {s.ltot.gap_days} days lasting > {s.ltot.min_days} days "
+        f"with >= {s.ltot.min_fills} fills or >= {s.ltot.min_supply} days' supply (Von Korff 2008)",
+        f"  Tapers: baseline {t.baseline_days} days >= {t.baseline_min_mme:g} MME; >= {t.min_fall:.0%} fall in a "
+        f"{30 * t.window_months}-day window within {30 * t.followup_months} days; gradual <= {t.gradual_max_pct:g}%/month,"
+        f" rapid > {t.rapid_min_pct:g}%/month; discontinuation {t.stop_days} days without supply, abrupt when the last"
+        f" 30 days were >= {t.abrupt_fraction:.0%} of baseline",
+        f"  Thresholds: high dose 90 and 50 MME a day; naloxone at {s.other.naloxone_mme:g} MME; new start = no opioid"
+        f" in {s.other.new_start_lookback} days; long first supply > {s.other.new_start_max_days} days;"
+        f" multiple prescribers >= {s.other.prescriber_min} in {s.other.prescriber_window} days",
+        f"  Attribution: {measures.ATTRIBUTION_RULE}",
+        "  Funnel limits: exact binomial (interpolated) at 95% and 99.8% around the pooled rate; normal limits"
+        " for means; when winsorised phi > 1, additive random-effects limits (DerSimonian-Laird tau2).",
+        ("  Suppression: counts from 1 to {0} are suppressed, with complementary suppression.".format(s.min_cell - 1)
+         if s.min_cell > 1 else "  Suppression: OFF (internal use only: small counts are shown)."),
+        ("  Patient keys: keyed hash with this deployment's secret ($RXDASH_PATIENT_KEY_SECRET): stable across runs."
+         if secret_is_stable else
+         "  Patient keys: keyed hash with a one-off random secret: they do not match keys in other runs."),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(engine: sa.Engine, s: Settings, out: Path) -> dict[str, int]:
+    """Write clinician_measures.csv, tapers.csv, consistency.csv and README.txt into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    secret, stable = key_secret()
+    with engine.connect() as conn:
+        table = suppress(measure_table(conn, s), s.min_cell)
+        tapers = taper_table(conn, s, secret)
+        consistency = consistency_table(conn, s)
+    table.to_csv(out / "clinician_measures.csv", index=False, float_format="%.6g")
+    tapers.to_csv(out / "tapers.csv", index=False, float_format="%.6g")
+    consistency.to_csv(out / "consistency.csv", index=False, float_format="%.6g")
+    url = engine.url.render_as_string(hide_password=True)
+    (out / "README.txt").write_text(readme(s, url, stable, dt.datetime.now()), encoding="utf-8")
+    return {"clinician_measures": len(table), "tapers": len(tapers), "consistency": len(consistency)}

@@ -1,0 +1,96 @@
+"""`rxdash summarize`: the files, small-cell suppression, and no patient identifier anywhere."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import ingest, summary
+from tests.conftest import SAMPLE
+
+
+def table(rows):
+    cols = ["measure_id", "unit", "clinician_id", "clinic_id", "numerator", "denominator", "value", "pooled_value",
+            "lower_95", "upper_95", "lower_998", "upper_998", "flag", "shrunk_value", "shrunk_lower", "shrunk_upper",
+            "limits", "phi", "tau2"]
+    out = []
+    for measure, unit_id, num, den in rows:
+        out.append([measure, "clinician", unit_id, "C1", num, den, num / den, 0.3, 0, 1, 0, 1, "within",
+                    num / den, 0, 1, "exact binomial", 1.0, 0.0])
+    return pd.DataFrame(out, columns=cols)
+
+
+def test_small_counts_and_their_complements_are_suppressed():
+    t = summary.suppress(table([
+        ("high_dose_90", "A", 5, 40),    # numerator 5: suppressed
+        ("high_dose_90", "B", 35, 40),   # 5 not in the numerator: suppressed
+        ("high_dose_90", "C", 20, 40),   # fine
+        ("high_dose_90", "D", 0, 8),     # denominator 8: suppressed, denominator too
+        ("high_dose_90", "E", 0, 30),    # zero is not a small count
+    ]), min_cell=11)
+    got = t.set_index("clinician_id")
+    assert got["flag"].to_dict() == {"A": "suppressed", "B": "suppressed", "C": "within", "D": "suppressed",
+                                     "E": "within"}
+    assert got.loc["A", "numerator"] is None and got.loc["A", "denominator"] == 40
+    assert got.loc["D", "denominator"] is None
+    assert np.isnan(got.loc["B", "value"]) and np.isnan(got.loc["B", "shrunk_value"])
+    assert got.loc["C", "numerator"] == 20
+
+
+def test_a_lone_suppressed_cell_gets_a_complementary_one():
+    # Only A is small; the pooled rate and the other rows would give its numerator back, so the row with the
+    # next smallest numerator (C, 12) is suppressed as well.
+    t = summary.suppress(table([("benzo_overlap", "A", 3, 50), ("benzo_overlap", "B", 20, 50),
+                                ("benzo_overlap", "C", 12, 50)]), min_cell=11)
+    assert t.set_index("clinician_id")["flag"].to_dict() == {"A": "suppressed", "B": "within", "C": "suppressed"}
+
+
+def test_min_cell_zero_turns_suppression_off():
+    t = summary.suppress(table([("high_dose_90", "A", 5, 40)]), min_cell=0)
+    assert t["numerator"].tolist() == [5] and t["flag"].tolist() == ["within"]
+
+
+def test_patient_key_is_a_keyed_hash():
+    a = summary.patient_key("P0000001", b"secret")
+    assert a == summary.patient_key("P0000001", b"secret") and len(a) == 16
+    assert a != summary.patient_key("P0000001", b"other") and "P0000001" not in a
+
+
+@pytest.fixture
+def sample_engine(engine, tmp_path):
+    ingest.load_directory(engine, SAMPLE, tmp_path / "rejects.csv")
+    return engine
+
+
+def test_summarize_writes_the_four_files_on_both_databases(sample_engine, tmp_path, monkeypatch):
+    monkeypatch.setenv(summary.SALT_ENV, "test-secret")
+    s = summary.Settings(dt.date(2024, 1, 1), dt.date(2024, 6, 30))
+    out = tmp_path / "out"
+    counts = summary.write_summary(sample_engine, s, out)
+    assert sorted(p.name for p in out.iterdir()) == ["README.txt", "clinician_measures.csv", "consistency.csv",
+                                                     "tapers.csv"]
+    measures_csv = pd.read_csv(out / "clinician_measures.csv")
+    assert list(measures_csv.columns[:16]) == summary.MEASURE_COLUMNS[:16]
+    assert set(measures_csv["flag"]) <= {"high", "low", "within", "suppressed"}
+    assert set(measures_csv["measure_id"]) >= {"high_dose_90", "benzo_overlap", "multiple_prescribers"}
+    # No count from 1 to 10 survives in any count column.
+    for col in ("numerator", "denominator"):
+        counts_left = measures_csv[col].dropna()
+        assert not ((counts_left >= 1) & (counts_left <= 10)).any(), col
+    consistency = pd.read_csv(out / "consistency.csv")
+    assert sorted(set(consistency["quarter_start"])) == ["2024-01-01", "2024-04-01"]
+    tapers = pd.read_csv(out / "tapers.csv")
+    assert list(tapers.columns) == ["clinician_id", "clinic_id", "patient_key", "baseline_mme", "taper_start",
+                                    "end_mme", "max_monthly_reduction_pct", "category"]
+    assert tapers["max_monthly_reduction_pct"].between(0, 100).all()
+    assert counts["tapers"] == len(tapers) > 0
+    readme = (out / "README.txt").read_text(encoding="utf-8")
+    for needle in ("Period: 2024-01-01 to 2024-06-30", "cdc2022", "Exclusions: on", "Attribution:",
+                   "counts from 1 to 10 are suppressed", "stable across runs"):
+        assert needle in readme
+    # No raw patient identifier in any byte written.
+    for path in out.iterdir():
+        assert not re.search(rb"P\d{7}", path.read_bytes()), path.name
