@@ -58,13 +58,18 @@ def make_engine(url: str, read_only: bool = False, schema: str | None = None) ->
         return sa.create_engine(parsed, connect_args=connect_args)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    options = []
+    # Analytic queries join CTE results that have no statistics; PostgreSQL then picks nested loops that
+    # grow with the square of the rows (minutes on the sample's tapers), and JIT-compiles the big plans.
+    # Hash and merge joins without JIT run the same queries in well under a second.
+    options = ["-c enable_nestloop=off", "-c jit=off"]
     if read_only:
         options.append("-c default_transaction_read_only=on")
     if schema:
         options.append(f"-c search_path={schema}")
-    if options:
-        connect_args["options"] = " ".join(options)
+    if "options" in parsed.query:  # keep options given in the URL (e.g. -csearch_path=...)
+        options.append(str(parsed.query["options"]))
+        parsed = parsed.difference_update_query(["options"])
+    connect_args["options"] = " ".join(options)
     return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
 
 
