@@ -81,3 +81,20 @@ def test_unsupported_database_is_refused_plainly(tmp_path):
     result = run("load", str(SAMPLE), "--db", "sqlite:///x.db", cwd=tmp_path)
     assert result.returncode == 1
     assert "database 'sqlite' is not supported" in result.stderr
+
+
+def test_summarize_from_the_command_line(tmp_path, sample_duckdb):
+    result = run("summarize", "--db", sample_duckdb, "--start", "2024-01-01", "--end", "2024-03-31",
+                 "--out", "summary", "--min-cell", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Wrote summary: ")
+    assert "Suppression: OFF" in (tmp_path / "summary" / "README.txt").read_text(encoding="utf-8")
+
+
+def test_summarize_refuses_a_period_that_ends_before_it_starts(tmp_path, sample_duckdb):
+    result = run("summarize", "--db", sample_duckdb, "--start", "2024-03-01", "--end", "2024-01-31",
+                 "--out", "x", cwd=tmp_path)
+    assert result.returncode == 2 and "is before --start" in result.stderr
+    bad = run("summarize", "--db", sample_duckdb, "--start", "2024-13-01", "--end", "2024-12-31", "--out", "x",
+              cwd=tmp_path)
+    assert bad.returncode == 2 and "'2024-13-01' is not a date in YYYY-MM-DD form" in bad.stderr
