@@ -51,3 +51,37 @@ def rejects_chart(reasons: pd.DataFrame) -> go.Figure:
                       xaxis_title="Rows (count)", yaxis=dict(autorange="reversed"),
                       height=max(300, 40 * len(reasons) + 120))
     return fig
+
+
+def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_label: str, pooled: float,
+                 percent: bool, direction: str) -> go.Figure:
+    """Funnel plot: each unit's value against its denominator, with 95% and 99.8% limits around the pooled value.
+
+    units: unit_id, denominator, value, shrunk_value, flag (as analysis.stats funnels return them);
+    lines: n and the four limit columns (analysis.stats.funnel_lines). Units outside the 99.8% limits are
+    drawn in a distinct colour and shape; no red/green verdict, and none at all for neutral measures.
+    """
+    fmt = ".1%" if percent else ".1f"
+    fig = go.Figure()
+    for col, dash, name in (("998", "solid", "99.8% limits"), ("95", "dash", "95% limits")):
+        for side in ("lower", "upper"):
+            fig.add_trace(go.Scatter(
+                x=lines["n"], y=lines[f"{side}_{col}"], mode="lines", line=dict(color="#7b8794", dash=dash, width=1.3),
+                name=name, legendgroup=col, showlegend=side == "upper", hoverinfo="skip"))
+    fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled",
+                  annotation_position="top left")
+    outside = units["flag"].isin(["high", "low"])
+    styles = ((~outside, "Within limits", PALETTE[0], "circle"),
+              (outside, "Outside 99.8% limits" if direction != "neutral" else "Outside 99.8% limits (no verdict)",
+               PALETTE[1], "diamond"))
+    for mask, name, colour, symbol in styles:
+        part = units[mask]
+        fig.add_trace(go.Scatter(
+            x=part["denominator"], y=part["value"], mode="markers", name=name,
+            marker=dict(color=colour, symbol=symbol, size=10, line=dict(color="white", width=1)),
+            customdata=part[["unit_id", "shrunk_value"]].to_numpy(),
+            hovertemplate=(f"%{{customdata[0]}}<br>n = %{{x}}<br>value %{{y:{fmt}}}"
+                           f"<br>shrunken %{{customdata[1]:{fmt}}}<extra></extra>")))
+    fig.update_layout(template="rxdash", title=title, xaxis_title="Patients in the denominator (count)",
+                      yaxis_title=value_label, yaxis_tickformat=".0%" if percent else None, height=520)
+    return fig

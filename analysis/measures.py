@@ -167,7 +167,7 @@ def compare(units: pd.DataFrame, measure: Measure) -> stats.Funnel:
     else:
         funnel = stats.funnel_proportions(units)
         shrunk = stats.shrink_proportions(funnel.units)
-    return stats.Funnel(shrunk, funnel.pooled, funnel.phi, funnel.tau2, funnel.limits)
+    return stats.Funnel(shrunk, funnel.pooled, funnel.phi, funnel.tau2, funnel.limits, funnel.scale)
 
 
 def quarters(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:

@@ -45,6 +45,7 @@ class Funnel:
     phi: float            # overdispersion factor from winsorised z-scores (1 = binomial/normal noise)
     tau2: float           # DerSimonian-Laird between-unit variance (0 when there is no excess variation)
     limits: str           # "exact binomial", "normal" or "additive random effects (DerSimonian-Laird)"
+    scale: float | None = None  # pooled within-unit SD, for means (None for proportions)
 
 
 def _dispersion(z: np.ndarray, variance: np.ndarray) -> tuple[float, float]:
@@ -131,7 +132,27 @@ def funnel_means(units: pd.DataFrame, overdispersion: bool = True,
         out[f"upper_{label}"] = pooled + half
     out["flag"] = _flag(out, out["value"], min_denominator)
     limits = "additive random effects (DerSimonian-Laird)" if adjusted else "normal"
-    return Funnel(out, pooled, phi, tau2, limits)
+    return Funnel(out, pooled, phi, tau2, limits, pooled_sd)
+
+
+def funnel_lines(funnel: Funnel, n_max: float, points: int = 200) -> pd.DataFrame:
+    """The funnel's limit lines on a grid of denominators 1..n_max: n, lower/upper at 95% and 99.8%."""
+    n = np.unique(np.round(np.geomspace(1, max(n_max, 2) * 1.05, points)))
+    out = pd.DataFrame({"n": n})
+    adjusted = funnel.limits.startswith("additive")
+    for label, level in LEVELS.items():
+        z = stats.norm.ppf(0.5 + level / 2)
+        if funnel.scale is not None:
+            half = z * np.sqrt(funnel.scale ** 2 / n + (funnel.tau2 if adjusted else 0))
+            out[f"lower_{label}"], out[f"upper_{label}"] = funnel.pooled - half, funnel.pooled + half
+        elif adjusted:
+            half = z * np.sqrt(funnel.pooled * (1 - funnel.pooled) / n + funnel.tau2)
+            out[f"lower_{label}"] = np.clip(funnel.pooled - half, 0, 1)
+            out[f"upper_{label}"] = np.clip(funnel.pooled + half, 0, 1)
+        else:
+            out[f"lower_{label}"] = binomial_limit(funnel.pooled, n, (1 - level) / 2)
+            out[f"upper_{label}"] = binomial_limit(funnel.pooled, n, 0.5 + level / 2)
+    return out
 
 
 def _beta_binomial_prior(y: np.ndarray, n: np.ndarray) -> tuple[float, float]:

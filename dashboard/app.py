@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.views import data_quality, overview
+from dashboard.views import data_quality, overview, variation
 
 st.set_page_config(page_title="Prescribing consistency", page_icon=":material/monitoring:", layout="wide")
 
 pages = [
     st.Page(overview.render, title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    st.Page(variation.render, title="Clinician variation", icon=":material/scatter_plot:", url_path="variation"),
     st.Page(data_quality.render, title="Data quality", icon=":material/fact_check:", url_path="data-quality"),
 ]
 st.navigation(pages).run()

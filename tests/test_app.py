@@ -82,3 +82,32 @@ def test_pages_explain_a_missing_database(monkeypatch, tmp_path):
     at = AppTest.from_function(_overview, default_timeout=60).run()
     assert not at.exception
     assert "rxdash demo" in at.info[0].value or "rxdash load" in at.info[0].value
+
+
+def _variation():
+    from dashboard.views import variation
+
+    variation.render()
+
+
+def test_variation_page_draws_the_funnel_for_the_chosen_measure(sample_env):
+    at = AppTest.from_function(_variation, default_timeout=120).run()
+    assert not at.exception
+    spec = at.get("plotly_chart")[0].proto.spec
+    # Default: the first declared measure over the last 365 days of data (2025-01-01 .. 2025-12-31).
+    assert "Long-term patients at 90 MME a day or more: clinicians compared, 01 Jan 2025 to 31 Dec 2025" in spec
+    assert {m.label for m in at.metric} >= {"Pooled value", "Clinicians", "Outside the 99.8% limits"}
+    at.selectbox(key="measure").set_value("multiple_prescribers").run()   # compared between clinics
+    assert not at.exception
+    assert "Patients with 4 or more opioid prescribers: clinics compared" in at.get("plotly_chart")[0].proto.spec
+    assert at.metric[1].label == "Clinics" and at.metric[1].value == "5"
+
+
+def test_variation_page_says_when_a_period_has_no_cases(sample_env):
+    import datetime as dt
+
+    at = AppTest.from_function(_variation, default_timeout=120).run()
+    at.selectbox(key="measure").set_value("taper_rapid").run()
+    at.date_input(key="variation_period").set_value((dt.date(2023, 1, 1), dt.date(2023, 1, 2))).run()
+    assert not at.exception
+    assert "No patients count towards this measure" in at.info[0].value

@@ -31,3 +31,12 @@ def test_navigate_to_data_quality_from_the_sidebar(server, page):
     assert page.url.endswith("/data-quality")
     assert page.locator("[data-testid=stException]").count() == 0
     screenshot(page, "data-quality")
+
+
+def test_clinician_variation_funnel_renders(server, page):
+    page.goto(server + "/variation")
+    wait_for_app(page)
+    page.get_by_text("clinicians compared").first.wait_for(timeout=60_000)
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert page.locator(".js-plotly-plot").count() == 1
+    screenshot(page, "variation")
