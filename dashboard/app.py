@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.views import data_quality, overview, variation
+from dashboard.views import data_quality, methods, overview, variation
 
 st.set_page_config(page_title="Prescribing consistency", page_icon=":material/monitoring:", layout="wide")
 
@@ -11,5 +11,6 @@ pages = [
     st.Page(overview.render, title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
     st.Page(variation.render, title="Clinician variation", icon=":material/scatter_plot:", url_path="variation"),
     st.Page(data_quality.render, title="Data quality", icon=":material/fact_check:", url_path="data-quality"),
+    st.Page(methods.render, title="Methods", icon=":material/menu_book:", url_path="methods"),
 ]
 st.navigation(pages).run()

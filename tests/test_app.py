@@ -111,3 +111,24 @@ def test_variation_page_says_when_a_period_has_no_cases(sample_env):
     at.date_input(key="variation_period").set_value((dt.date(2023, 1, 1), dt.date(2023, 1, 2))).run()
     assert not at.exception
     assert "No patients count towards this measure" in at.info[0].value
+
+
+def _methods():
+    from dashboard.views import methods
+
+    methods.render()
+
+
+def test_methods_page_shows_every_declaration_its_sql_and_the_factors():
+    from analysis import measures
+
+    at = AppTest.from_function(_methods, default_timeout=60).run()
+    assert not at.exception
+    labels = [e.label for e in at.expander]
+    assert labels == [f"{m.title} ({m.id})" for m in measures.MEASURES]
+    assert len(at.code) == len(measures.MEASURES) and "measure_benzo_overlap" in at.code[3].value
+    assert "with\n" in at.code[0].value and "period_ltot" in at.code[0].value
+    factors = at.dataframe[-1].value
+    assert {"cdc2022", "cdc2016", "cdc_file_2018"} <= set(factors["factor_set"])
+    params = at.dataframe[0].value
+    assert params.set_index("parameter").loc["baseline_min_mme", "value"] == "50.0"

@@ -40,3 +40,11 @@ def test_clinician_variation_funnel_renders(server, page):
     assert page.locator("[data-testid=stException]").count() == 0
     assert page.locator(".js-plotly-plot").count() == 1
     screenshot(page, "variation")
+
+
+def test_methods_page_lists_the_measures(server, page):
+    page.goto(server + "/methods")
+    wait_for_app(page)
+    page.get_by_text("Abrupt discontinuations (abrupt_discontinuation)").first.wait_for(timeout=30_000)
+    assert page.locator("[data-testid=stException]").count() == 0
+    screenshot(page, "methods")

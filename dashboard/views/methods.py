@@ -1,0 +1,63 @@
+"""Methods: every measure's declaration and SQL, the MME factors with sources, the parameters in force."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+from importlib import resources
+
+import pandas as pd
+import streamlit as st
+
+import queries
+from analysis import dose, measures, stats
+
+
+def _factor_table() -> pd.DataFrame:
+    text = resources.files("analysis").joinpath("reference/mme_factors.csv").read_text(encoding="utf-8")
+    return pd.DataFrame(list(csv.DictReader(text.splitlines())))
+
+
+def _parameters(obj: object, source: str) -> pd.DataFrame:
+    return pd.DataFrame([{"parameter": f.name, "value": getattr(obj, f.name), "set in": source}
+                         for f in dataclasses.fields(obj)])
+
+
+def render() -> None:
+    st.title("Methods")
+    st.markdown("Every number on these pages comes from a declared measure, its SQL and the parameters "
+                "below. Definitions follow the CDC 2022 guideline, the HHS 2019 guide on dose reduction, "
+                "Von Korff 2008 (long-term therapy), Fenton 2019 and Agnoli 2021 (tapers), Neprash 2021 "
+                "(abrupt discontinuation) and Spiegelhalter 2005 (funnel plots and overdispersion).")
+    st.subheader("Attribution")
+    st.write(measures.ATTRIBUTION_RULE)
+    st.write(f"Exclusions (on by default): {measures.EXCLUSIONS}.")
+
+    st.subheader("Measures")
+    for m in measures.MEASURES:
+        with st.expander(f"{m.title} ({m.id})"):
+            st.markdown(f"**Why it matters.** {m.why}")
+            st.markdown(f"**Numerator:** {m.numerator}.  \n**Denominator:** {m.denominator}.  \n"
+                        f"**Better when:** {m.direction}.  \n**Compared between:** {m.unit}s.  \n"
+                        f"**Authored by** {m.authored_by}; **checked by** {m.checked_by}; "
+                        f"**reviewed** {m.reviewed_on}; **next review** {m.next_review}.")
+            if m.params:
+                st.markdown("**Measure parameters:** " + ", ".join(f"{k} = {v}" for k, v in m.params.items()))
+            st.markdown(f"**SQL** (`queries/{m.query}.sql`, shared steps included):")
+            st.code(queries.load(m.query), language="sql")
+
+    st.subheader("Comparing fairly")
+    st.markdown(
+        "Funnel limits at 95% and 99.8% around the pooled value: exact binomial with interpolation for "
+        "shares, normal for means. Overdispersion: z-scores winsorised at 10% at each end give φ; when φ > 1 "
+        "and the DerSimonian–Laird τ² is above zero, additive random-effects limits are used. A unit outside "
+        f"the 99.8% limits is flagged, except that units with fewer than {stats.MIN_DENOMINATOR} patients are "
+        "never flagged. Rankings use empirical-Bayes shrunken values with 95% intervals.")
+
+    st.subheader("Parameters in force (defaults)")
+    st.dataframe(pd.concat([_parameters(dose.DoseParams(), "dose"), _parameters(dose.LtotParams(), "long-term"),
+                            _parameters(dose.TaperParams(), "tapers"),
+                            _parameters(measures.MeasureParams(), "measures")], ignore_index=True)
+                 .astype({"value": str}), hide_index=True, use_container_width=True)
+
+    st.subheader("MME conversion factors")
+    st.dataframe(_factor_table(), hide_index=True, use_container_width=True)
