@@ -85,3 +85,33 @@ def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_lab
     fig.update_layout(template="rxdash", title=title, xaxis_title="Patients in the denominator (count)",
                       yaxis_title=value_label, yaxis_tickformat=".0%" if percent else None, height=520)
     return fig
+
+
+CATEGORY_ORDER = ["gradual", "moderate", "rapid", "abrupt_discontinuation"]
+CATEGORY_COLOURS = dict(zip(CATEGORY_ORDER, [PALETTE[0], PALETTE[4], PALETTE[1], PALETTE[5]]))
+
+
+def taper_speed_chart(tapers: pd.DataFrame, period: str, gradual_max: float, rapid_min: float) -> go.Figure:
+    """Histogram of taper speeds (% of baseline a month) with the guideline bands marked."""
+    fig = go.Figure(go.Histogram(x=tapers["max_monthly_reduction_pct"], xbins=dict(start=0, end=100, size=5),
+                                 marker_color=PALETTE[0], hovertemplate="%{x}%/month: %{y} tapers<extra></extra>"))
+    fig.add_vrect(x0=0, x1=gradual_max, fillcolor=PALETTE[2], opacity=0.12, line_width=0,
+                  annotation_text=f"gradual ≤ {gradual_max:g}%/month (CDC 2022)", annotation_position="top left")
+    fig.add_vrect(x0=rapid_min, x1=100, fillcolor=PALETTE[1], opacity=0.12, line_width=0,
+                  annotation_text=f"rapid > {rapid_min:g}%/month", annotation_position="top right")
+    fig.update_layout(template="rxdash", title=f"How fast doses fell: {len(tapers):,} tapers starting {period}",
+                      xaxis_title="Fastest monthly fall (% of baseline a month)", yaxis_title="Tapers (count)",
+                      xaxis_range=[0, 100], bargap=0.05)
+    return fig
+
+
+def taper_categories_chart(tapers: pd.DataFrame, period: str) -> go.Figure:
+    """Tapers by category for each clinician (stacked bars), from clinician_id and category columns."""
+    counts = tapers.groupby(["clinician_id", "category"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=[c for c in CATEGORY_ORDER if c in counts.columns])
+    counts = counts.loc[counts.sum(axis=1).sort_values(ascending=False).index]
+    fig = go.Figure([go.Bar(x=counts.index, y=counts[c], name=c.replace("_", " "),
+                            marker_color=CATEGORY_COLOURS[c]) for c in counts.columns])
+    fig.update_layout(template="rxdash", barmode="stack", title=f"Taper categories by clinician, {period}",
+                      xaxis_title="Clinician (attributed at taper start)", yaxis_title="Tapers (count)")
+    return fig

@@ -132,3 +132,30 @@ def test_methods_page_shows_every_declaration_its_sql_and_the_factors():
     assert {"cdc2022", "cdc2016", "cdc_file_2018"} <= set(factors["factor_set"])
     params = at.dataframe[0].value
     assert params.set_index("parameter").loc["baseline_min_mme", "value"] == "50.0"
+
+
+def _tapers():
+    from dashboard.views import tapers
+
+    tapers.render()
+
+
+def test_tapers_page_shows_speeds_against_the_guideline_bands(sample_env):
+    import datetime as dt
+
+    at = AppTest.from_function(_tapers, default_timeout=120).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    n_default = int(metrics["Tapers and discontinuations"].replace(",", ""))
+    assert n_default > 0
+    import json
+
+    speed = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert speed["title"]["text"].startswith(f"How fast doses fell: {n_default} tapers starting")
+    notes = [a["text"] for a in speed["annotations"]]
+    assert "gradual ≤ 10%/month (CDC 2022)" in notes and "rapid > 40%/month" in notes
+    assert "Taper categories by clinician" in at.get("plotly_chart")[1].proto.spec
+    # The default is the whole data range; a single year holds fewer tapers.
+    at.date_input(key="taper_period").set_value((dt.date(2025, 1, 1), dt.date(2025, 12, 31))).run()
+    one_year = int({m.label: m.value for m in at.metric}["Tapers and discontinuations"].replace(",", ""))
+    assert 0 < one_year < n_default

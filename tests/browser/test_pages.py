@@ -48,3 +48,12 @@ def test_methods_page_lists_the_measures(server, page):
     page.get_by_text("Abrupt discontinuations (abrupt_discontinuation)").first.wait_for(timeout=30_000)
     assert page.locator("[data-testid=stException]").count() == 0
     screenshot(page, "methods")
+
+
+def test_tapers_page_renders(server, page):
+    page.goto(server + "/tapers")
+    wait_for_app(page)
+    page.get_by_text("How fast doses fell").first.wait_for(timeout=60_000)
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert page.locator(".js-plotly-plot").count() == 2
+    screenshot(page, "tapers")
