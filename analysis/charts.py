@@ -115,3 +115,34 @@ def taper_categories_chart(tapers: pd.DataFrame, period: str) -> go.Figure:
     fig.update_layout(template="rxdash", barmode="stack", title=f"Taper categories by clinician, {period}",
                       xaxis_title="Clinician (attributed at taper start)", yaxis_title="Tapers (count)")
     return fig
+
+
+def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled: float, percent: bool) -> go.Figure:
+    """Shrunken values with 95% intervals, ranked (unit_id, shrunk_value, shrunk_lower, shrunk_upper)."""
+    ranked = units.dropna(subset=["shrunk_value"]).sort_values("shrunk_value").reset_index(drop=True)
+    fmt = ".1%" if percent else ".1f"
+    fig = go.Figure(go.Scatter(
+        x=ranked.index + 1, y=ranked["shrunk_value"], mode="markers", marker=dict(color=PALETTE[0], size=8),
+        error_y=dict(type="data", symmetric=False, array=ranked["shrunk_upper"] - ranked["shrunk_value"],
+                     arrayminus=ranked["shrunk_value"] - ranked["shrunk_lower"], color="#9aa5b1", thickness=1.2),
+        customdata=ranked[["unit_id", "shrunk_lower", "shrunk_upper"]].to_numpy(),
+        hovertemplate=(f"%{{customdata[0]}}: %{{y:{fmt}}} (95%: %{{customdata[1]:{fmt}}} to "
+                       f"%{{customdata[2]:{fmt}}})<extra></extra>")))
+    fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled")
+    fig.update_layout(template="rxdash", title=title, xaxis_title="Rank (lowest to highest shrunken value)",
+                      yaxis_title=value_label, yaxis_tickformat=".0%" if percent else None, showlegend=False)
+    return fig
+
+
+def consistency_trend_chart(trend: pd.DataFrame, title: str) -> go.Figure:
+    """Variation between units by quarter (quarter_start, p90_p10_ratio, phi): lower means more consistent."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=trend["quarter_start"], y=trend["p90_p10_ratio"], mode="lines+markers",
+                             name="90th / 10th centile of shrunken values", line=dict(color=PALETTE[0])))
+    fig.add_trace(go.Scatter(x=trend["quarter_start"], y=trend["phi"], mode="lines+markers", yaxis="y2",
+                             name="overdispersion φ", line=dict(color=PALETTE[1], dash="dot")))
+    fig.update_layout(template="rxdash", title=title, xaxis_title="Quarter",
+                      yaxis=dict(title="Ratio 90th / 10th centile"),
+                      yaxis2=dict(title="φ (1 = chance alone)", overlaying="y", side="right", showgrid=False),
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
+    return fig

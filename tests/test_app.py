@@ -159,3 +159,17 @@ def test_tapers_page_shows_speeds_against_the_guideline_bands(sample_env):
     at.date_input(key="taper_period").set_value((dt.date(2025, 1, 1), dt.date(2025, 12, 31))).run()
     one_year = int({m.label: m.value for m in at.metric}["Tapers and discontinuations"].replace(",", ""))
     assert 0 < one_year < n_default
+
+
+def test_variation_page_ranks_shrunken_values_and_shows_the_quarterly_trend(sample_env):
+    import json
+
+    at = AppTest.from_function(_variation, default_timeout=180).run()
+    assert not at.exception
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [s["layout"]["title"]["text"] for s in specs]
+    assert titles[1].startswith("Shrunken values with 95% intervals")
+    assert titles[2] == "Are we converging? Variation by quarter"
+    # The default period (2025) has four quarters; every clinician has a ranked point.
+    assert [q[:10] for q in specs[2]["data"][0]["x"]] == ["2025-01-01", "2025-04-01", "2025-07-01", "2025-10-01"]
+    assert len(specs[1]["data"][0]["customdata"]) == 40

@@ -3,10 +3,23 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import streamlit as st
 
 from analysis import charts, dose, measures, stats
 from dashboard import data
+
+
+def _trend(measure: measures.Measure, start: dt.date, end: dt.date, data_start: dt.date, data_end: dt.date,
+           factor_set: str) -> pd.DataFrame:
+    """Consistency indices for each quarter of the period (each quarter's rows come from the cache)."""
+    out = []
+    for q_start, q_end in measures.quarters(start, end):
+        params = measures.sql_params(measure, q_start, q_end, data_start, data_end, dose.DoseParams(factor_set))
+        units = measures.unit_rows(data.query(measure.query, **params), measure)
+        if len(units) >= 2:
+            out.append({"quarter_start": q_start, **stats.consistency(units, measure.kind)})
+    return pd.DataFrame(out)
 
 
 def render() -> None:
@@ -67,6 +80,16 @@ def render() -> None:
                f"{unit_word.capitalize()} with fewer than {stats.MIN_DENOMINATOR} patients are never flagged. "
                f"Numerator: {measure.numerator}. Denominator: {measure.denominator}. "
                f"Attribution: {measures.ATTRIBUTION_RULE}")
+    value_label = "Share of patients" if percent else measure.value_unit
+    st.plotly_chart(charts.caterpillar_chart(result.units, f"Shrunken values with 95% intervals, {start:%b %Y} to "
+                                               f"{end:%b %Y}", value_label, result.pooled, percent),
+                      theme=None, use_container_width=True)
+    trend = _trend(measure, start, end, data_start, data_end, factor_set)
+    if len(trend) >= 2:
+        st.plotly_chart(charts.consistency_trend_chart(trend, "Are we converging? Variation by quarter"),
+                           theme=None, use_container_width=True)
+    else:
+        st.info("Pick a period of two quarters or more to see whether variation is narrowing.")
     table = result.units[["unit_id", "clinic_id", "numerator", "denominator", "value", "shrunk_value",
                           "shrunk_lower", "shrunk_upper", "flag"]].sort_values("shrunk_value", ascending=False)
     st.dataframe(table, hide_index=True, use_container_width=True,

@@ -38,8 +38,11 @@ def test_clinician_variation_funnel_renders(server, page):
     wait_for_app(page)
     page.get_by_text("clinicians compared").first.wait_for(timeout=60_000)
     assert page.locator("[data-testid=stException]").count() == 0
-    assert page.locator(".js-plotly-plot").count() == 1
+    page.get_by_text("Are we converging?").first.wait_for(timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() == 3   # funnel, caterpillar, quarterly trend
     screenshot(page, "variation")
+    page.locator(".js-plotly-plot").nth(1).scroll_into_view_if_needed()
+    screenshot(page, "variation-caterpillar")
 
 
 def test_methods_page_lists_the_measures(server, page):
