@@ -68,7 +68,7 @@ class TaperParams:
                 "gradual_max_pct": p["gradual_max_pct"], "rapid_min_pct": p["rapid_min_pct"]}
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
+def add_months(day: dt.date, months: int) -> dt.date:
     years, month0 = divmod(day.month - 1 + months, 12)
     return dt.date(day.year + years, month0 + 1, 1)
 
@@ -94,6 +94,6 @@ def period_grid(start: dt.date, end: dt.date, unit: str | int = "month") -> dict
     first_month = (start.month - 1) // months * months + 1
     aligned = dt.date(start.year, first_month if unit != "year" else 1, 1)
     n = 0
-    while _add_months(aligned, n * months) <= end:
+    while add_months(aligned, n * months) <= end:
         n += 1
     return {"start": aligned, "months": months, "days": 0, "n_periods": n}

@@ -42,6 +42,10 @@ class LoadError(Exception):
     """A load that cannot go ahead; the message names the file and what is wrong."""
 
 
+class StrictRefusal(LoadError):
+    """--strict refused a load that had rejected rows; the rejects file is still written."""
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """One CSV file of the data contract: its table, required and optional columns."""
@@ -406,18 +410,15 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
                     rejected = sum(r.rows_rejected for r in reports)
                     if strict and rejected:
                         out.flush()
-                        raise LoadError(f"--strict: {rejected} row{'s' if rejected != 1 else ''} rejected "
+                        raise StrictRefusal(f"--strict: {rejected} row{'s' if rejected != 1 else ''} rejected "
                                         f"(see {rejects_path}); nothing was loaded")
                     rebuild_derived(conn)
                     _record(conn, run_id, directory, replace, strict, reports)
             except sa.exc.DBAPIError as e:
                 raise LoadError(f"database error, nothing was loaded: {str(e.orig).splitlines()[0]}") from e
         os.replace(tmp_name, rejects_path)
-    except LoadError as e:
-        if str(e).startswith("--strict"):
-            os.replace(tmp_name, rejects_path)
-        else:
-            Path(tmp_name).unlink(missing_ok=True)
+    except StrictRefusal:
+        os.replace(tmp_name, rejects_path)
         raise
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -175,8 +175,8 @@ def quarters(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
     grid = dose.period_grid(start, end, "quarter")
     out = []
     for i in range(grid["n_periods"]):
-        q_start = dose._add_months(grid["start"], 3 * i)
-        q_end = dose._add_months(grid["start"], 3 * (i + 1)) - dt.timedelta(days=1)
+        q_start = dose.add_months(grid["start"], 3 * i)
+        q_end = dose.add_months(grid["start"], 3 * (i + 1)) - dt.timedelta(days=1)
         out.append((max(q_start, start), min(q_end, end)))
     return out
 

@@ -13,8 +13,6 @@ APP = Path(__file__).resolve().parent / "app.py"
 
 def _progress_printer(stream=sys.stderr):
     """A one-line text progress bar per table, shown only for large files."""
-    state = {"table": None}
-
     def show(table: str, done: int, total: int) -> None:
         if total < 200_000:
             return
@@ -23,7 +21,6 @@ def _progress_printer(stream=sys.stderr):
         end = "\n" if done >= total else ""
         stream.write(f"\r  staging {table:<14} [{'#' * filled}{'.' * (width - filled)}] {done:>12,}/{total:,}{end}")
         stream.flush()
-        state["table"] = table
 
     return show
 

@@ -7,7 +7,6 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-import queries
 from analysis import db
 
 
@@ -29,8 +28,7 @@ def engine(url: str) -> sa.Engine:
 @st.cache_data(ttl=600, max_entries=256, show_spinner=False)
 def _run(url: str, name: str, params: tuple[tuple[str, object], ...]) -> pd.DataFrame:
     with engine(url).connect() as conn:
-        result = conn.execute(sa.text(queries.load(name, conn.dialect.name)), dict(params))
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return db.read_frame(conn, name, dict(params))
 
 
 def query(name: str, **params: object) -> pd.DataFrame:

@@ -1,12 +1,10 @@
 """Overview: what is loaded, and opioid fills over time."""
 from __future__ import annotations
 
-import datetime as dt
-
 import streamlit as st
 
 from analysis import charts
-from dashboard import data
+from dashboard import data, widgets
 
 
 def render() -> None:
@@ -23,9 +21,8 @@ def render() -> None:
 
     first, last = summary["first_fill"], summary["last_fill"]
     # Ask
-    chosen = st.date_input("Period", value=(first, last), min_value=first, max_value=last, key="period")
-    if not isinstance(chosen, tuple) or len(chosen) != 2:
-        st.info("Pick the last day of the period.")
+    chosen = widgets.period("Period", (first, last), (first, last), "period")
+    if chosen is None:
         return
     start, end = chosen
     # Fetch
@@ -44,7 +41,3 @@ def render() -> None:
         return
     period = f"{start:%d %b %Y} to {end:%d %b %Y}"
     st.plotly_chart(charts.monthly_fills_chart(monthly, period), theme=None, use_container_width=True)
-
-
-def _as_date(value: object) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])

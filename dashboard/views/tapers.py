@@ -4,29 +4,22 @@ from __future__ import annotations
 import streamlit as st
 
 from analysis import charts, dose
-from dashboard import data
+from dashboard import data, widgets
 
 
 def render() -> None:
     st.title("Tapers")
-    try:
-        bounds = data.query("data_bounds").iloc[0]
-    except data.DataUnavailable as e:
-        st.info(str(e), icon=":material/info:")
+    bounds = widgets.data_range()
+    if bounds is None:
         return
-    if bounds["data_end"] is None:
-        st.info("The database has no prescriptions yet. Load some with `rxdash load DIR`.")
-        return
-    data_start, data_end = bounds["data_start"], bounds["data_end"]
+    data_start, data_end = bounds
 
     # Ask
     cols = st.columns([2, 1])
-    # Tapers are rarer than prescriptions: the whole data range is the useful default.
-    period = cols[0].date_input("Tapers starting between", value=(data_start, data_end), min_value=data_start,
-                                max_value=data_end, key="taper_period")
     factor_set = cols[1].selectbox("MME factors", list(dose.FACTOR_SETS), key="taper_factor_set")
-    if not isinstance(period, tuple) or len(period) != 2:
-        st.info("Pick the last day of the period.")
+    # Tapers are rarer than prescriptions: the whole data range is the useful default.
+    period = widgets.period("Tapers starting between", bounds, bounds, "taper_period", where=cols[0])
+    if period is None:
         return
     start, end = period
     params = dose.TaperParams()

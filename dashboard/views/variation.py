@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, dose, measures, stats
-from dashboard import data
+from dashboard import data, widgets
 
 
 def _trend(measure: measures.Measure, start: dt.date, end: dt.date, data_start: dt.date, data_end: dt.date,
@@ -24,27 +24,20 @@ def _trend(measure: measures.Measure, start: dt.date, end: dt.date, data_start: 
 
 def render() -> None:
     st.title("Clinician variation")
-    try:
-        bounds = data.query("data_bounds").iloc[0]
-    except data.DataUnavailable as e:
-        st.info(str(e), icon=":material/info:")
+    bounds = widgets.data_range()
+    if bounds is None:
         return
-    if bounds["data_end"] is None:
-        st.info("The database has no prescriptions yet. Load some with `rxdash load DIR`.")
-        return
-    data_start, data_end = bounds["data_start"], bounds["data_end"]
+    data_start, data_end = bounds
 
     # Ask
     cols = st.columns([2, 2, 1])
     measure_id = cols[0].selectbox("Measure", [m.id for m in measures.MEASURES],
                                    format_func=lambda i: measures.BY_ID[i].title, key="measure")
     measure = measures.BY_ID[measure_id]
-    default_start = max(data_start, data_end - dt.timedelta(days=364))
-    period = cols[1].date_input("Period", value=(default_start, data_end), min_value=data_start,
-                                max_value=data_end, key="variation_period")
     factor_set = cols[2].selectbox("MME factors", list(dose.FACTOR_SETS), key="variation_factor_set")
-    if not isinstance(period, tuple) or len(period) != 2:
-        st.info("Pick the last day of the period.")
+    last_year = (max(data_start, data_end - dt.timedelta(days=364)), data_end)
+    period = widgets.period("Period", last_year, bounds, "variation_period", where=cols[1])
+    if period is None:
         return
     start, end = period
 
