@@ -25,6 +25,11 @@ TEMPLATE = go.layout.Template(
 pio.templates["rxdash"] = TEMPLATE
 
 
+def _label(units: pd.DataFrame) -> str:
+    """The column naming units on screen: a pseudonym or clinic name when the caller gave one."""
+    return "unit_label" if "unit_label" in units.columns else "unit_id"
+
+
 def monthly_fills_chart(monthly: pd.DataFrame, period: str) -> go.Figure:
     """Patients filling an opioid analgesic each month (bars) from `month`, `patients` columns."""
     fig = go.Figure(
@@ -79,7 +84,7 @@ def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_lab
         fig.add_trace(go.Scatter(
             x=part["denominator"], y=part["value"], mode="markers", name=name,
             marker=dict(color=colour, symbol=symbol, size=10, line=dict(color="white", width=1)),
-            customdata=part[["unit_id", "shrunk_value"]].to_numpy(),
+            customdata=part[[_label(part), "shrunk_value"]].to_numpy(),
             hovertemplate=(f"%{{customdata[0]}}<br>n = %{{x}}<br>value %{{y:{fmt}}}"
                            f"<br>shrunken %{{customdata[1]:{fmt}}}<extra></extra>")))
     fig.update_layout(template="rxdash", title=title, xaxis_title="Patients in the denominator (count)",
@@ -125,7 +130,7 @@ def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled:
         x=ranked.index + 1, y=ranked["shrunk_value"], mode="markers", marker=dict(color=PALETTE[0], size=8),
         error_y=dict(type="data", symmetric=False, array=ranked["shrunk_upper"] - ranked["shrunk_value"],
                      arrayminus=ranked["shrunk_value"] - ranked["shrunk_lower"], color="#9aa5b1", thickness=1.2),
-        customdata=ranked[["unit_id", "shrunk_lower", "shrunk_upper"]].to_numpy(),
+        customdata=ranked[[_label(ranked), "shrunk_lower", "shrunk_upper"]].to_numpy(),
         hovertemplate=(f"%{{customdata[0]}}: %{{y:{fmt}}} (95%: %{{customdata[1]:{fmt}}} to "
                        f"%{{customdata[2]:{fmt}}})<extra></extra>")))
     fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled")
@@ -145,4 +150,105 @@ def consistency_trend_chart(trend: pd.DataFrame, title: str) -> go.Figure:
                       yaxis=dict(title="Ratio 90th / 10th centile"),
                       yaxis2=dict(title="φ (1 = chance alone)", overlaying="y", side="right", showgrid=False),
                       legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
+    return fig
+
+
+def highlight(fig: go.Figure, x: float, y: float, name: str, percent: bool) -> go.Figure:
+    """Mark one unit (a clinician asked for by name or pseudonym) on a funnel or strip chart."""
+    fmt = ".1%" if percent else ".1f"
+    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name=name, text=[name], textposition="top center",
+                             marker=dict(color=PALETTE[7], symbol="star", size=16, line=dict(color="white", width=1)),
+                             hovertemplate=f"{name}<br>%{{x}}<br>%{{y:{fmt}}}<extra></extra>"))
+    return fig
+
+
+def clinic_distribution_chart(units: pd.DataFrame, title: str, value_label: str, pooled: float,
+                              percent: bool) -> go.Figure:
+    """Shrunken values of the clinicians in each clinic (box with every point), from clinic_name,
+    unit_label and shrunk_value columns: does one clinic differ, or do clinicians differ within all?"""
+    order = units.groupby("clinic_name")["shrunk_value"].median().sort_values().index
+    fmt = ".1%" if percent else ".1f"
+    fig = go.Figure([go.Box(y=units.loc[units["clinic_name"] == c, "shrunk_value"], name=str(c), boxpoints="all",
+                            jitter=0.4, pointpos=0, marker=dict(color=PALETTE[0], size=6, opacity=0.7),
+                            line=dict(color="#52606d"), fillcolor="rgba(0,114,178,0.08)",
+                            customdata=units.loc[units["clinic_name"] == c, ["unit_label"]].to_numpy(),
+                            hovertemplate=f"%{{customdata[0]}}: %{{y:{fmt}}}<extra>{c}</extra>") for c in order])
+    fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled")
+    fig.update_layout(template="rxdash", title=title, xaxis_title="Clinic", yaxis_title=value_label,
+                      yaxis_tickformat=".0%" if percent else None, showlegend=False)
+    return fig
+
+
+def trajectories_chart(segments: pd.DataFrame, panels: pd.DataFrame, title: str, columns: int = 4) -> go.Figure:
+    """Daily dose around each taper as small multiples, as % of the baseline, days from the taper start.
+
+    segments: panel, day_from (days from the taper start), day_to, pct_of_baseline (stretches of constant
+    dose); panels: panel, caption (e.g. "rapid · 52%/month"), in display order. No dates and no patient
+    identifiers: the panels are numbered.
+    """
+    from plotly.subplots import make_subplots
+
+    rows = max(1, -(-len(panels) // columns))
+    fig = make_subplots(rows=rows, cols=columns, shared_xaxes=True, shared_yaxes=True,
+                        subplot_titles=list(panels["caption"]), vertical_spacing=0.12 / rows * 2,
+                        horizontal_spacing=0.03)
+    for i, panel in enumerate(panels["panel"]):
+        part = segments[segments["panel"] == panel].sort_values("day_from")
+        # Steps: each stretch drawn from its first to its last day.
+        xs, ys = [], []
+        for row in part.itertuples():
+            xs += [row.day_from, row.day_to, None]
+            ys += [row.pct_of_baseline, row.pct_of_baseline, None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=PALETTE[0], width=2), showlegend=False,
+                                 hovertemplate="day %{x}: %{y:.0f}% of baseline<extra></extra>"),
+                      row=i // columns + 1, col=i % columns + 1)
+    fig.add_vline(x=0, line=dict(color="#9aa5b1", width=1, dash="dot"))
+    fig.update_yaxes(range=[0, 160], ticksuffix="%")
+    fig.update_xaxes(range=[-180, 210])
+    fig.update_layout(template="rxdash", title=title, height=max(320, 230 * rows + 90),
+                      margin=dict(t=110))
+    fig.add_annotation(text="Days from the start of the taper (dotted line); daily dose as % of the baseline",
+                       xref="paper", yref="paper", x=0, y=-0.08 if rows > 1 else -0.2, showarrow=False,
+                       xanchor="left", font=dict(size=13, color="#52606d"))
+    return fig
+
+
+def outcomes_chart(bands: pd.DataFrame, title: str) -> go.Figure:
+    """Share of tapers followed by an event within 30 and 90 days, per speed band (band, tapers, within_30,
+    within_90 as shares)."""
+    labels = [f"{b}<br>({n:,} tapers)" for b, n in zip(bands["band"], bands["tapers"])]
+    fig = go.Figure([go.Bar(x=labels, y=bands[col], name=name, marker_color=colour,
+                            hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>")
+                     for col, name, colour in (("within_30", "within 30 days", PALETTE[4]),
+                                               ("within_90", "within 90 days", PALETTE[0]))])
+    fig.update_layout(template="rxdash", barmode="group", title=title, xaxis_title="Fastest monthly fall",
+                      yaxis_title="Tapers followed by an event (share)", yaxis_tickformat=".0%")
+    return fig
+
+
+def peer_strip_chart(rows: pd.DataFrame, title: str) -> go.Figure:
+    """One clinician beside anonymous peers, one small panel per measure.
+
+    rows: measure (title), peers (list of peers' shrunken values), own (shrunken value), median (peers'
+    median), percent (bool). Peers are grey dots without labels; the clinician is a blue diamond.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(rows), cols=1, subplot_titles=list(rows["measure"]), vertical_spacing=0.6 / max(1, len(rows)))
+    for i, r in enumerate(rows.itertuples(), start=1):
+        fmt = ".1%" if r.percent else ".1f"
+        fig.add_trace(go.Scatter(x=r.peers, y=[0] * len(r.peers), mode="markers", showlegend=i == 1, name="peers",
+                                 marker=dict(color="#9aa5b1", size=7, opacity=0.6),
+                                 hovertemplate=f"a peer: %{{x:{fmt}}}<extra></extra>"), row=i, col=1)
+        fig.add_trace(go.Scatter(x=[r.median], y=[0], mode="markers", showlegend=i == 1, name="peer median",
+                                 marker=dict(color=PALETTE[1], symbol="line-ns-open", size=22, line=dict(width=3)),
+                                 hovertemplate=f"peer median: %{{x:{fmt}}}<extra></extra>"), row=i, col=1)
+        if r.own == r.own:  # not NaN
+            fig.add_trace(go.Scatter(x=[r.own], y=[0], mode="markers", showlegend=i == 1, name="you",
+                                     marker=dict(color=PALETTE[0], symbol="diamond", size=15,
+                                                 line=dict(color="white", width=1)),
+                                     hovertemplate=f"you: %{{x:{fmt}}}<extra></extra>"), row=i, col=1)
+        fig.update_xaxes(tickformat=".0%" if r.percent else None, row=i, col=1)
+        fig.update_yaxes(visible=False, range=[-1, 1], row=i, col=1)
+    fig.update_layout(template="rxdash", title=title, height=120 * len(rows) + 120)
     return fig

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import warnings
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -89,5 +90,19 @@ def read_frame(conn: sa.Connection, name: str, params: dict[str, object] | None 
     """Run queries/<name>.sql with bound parameters and return a pandas DataFrame."""
     import pandas as pd
 
-    result = conn.execute(sa.text(queries.load(name, conn.dialect.name)), params or {})
+    params = params or {}
+    statement = sa.text(queries.load(name, conn.dialect.name))
+    # Lists and tuples are bound as expanding IN lists: one bound parameter per value, never spliced text.
+    # Typed as text when every value is (an empty list must still compare with a text column).
+    lists = [sa.bindparam(k, expanding=True, type_=sa.String if all(isinstance(x, str) for x in v) else None)
+             for k, v in params.items() if isinstance(v, (list, tuple)) and k in statement._bindparams]
+    if lists:
+        statement = statement.bindparams(*lists)
+    result = conn.execute(statement, {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()})
+    if conn.dialect.name == "duckdb" and result.returns_rows:
+        # DuckDB hands the rows over as one Arrow table: 2-3x faster than building Python row objects, and
+        # the same frame (dates stay datetime.date, text stays text).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)   # "an extra copy of the rows": still the fastest path
+            return result.cursor.to_arrow_table().to_pandas()
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

@@ -9,7 +9,7 @@ Adding a measure = adding a declaration here and a SQL file.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ class Measure:
     unit: str = "clinician"        # clinician or clinic: what is compared
     value_unit: str = "share of patients"
     params: dict = field(default_factory=dict)
+    threshold: str = ""            # low | high: follows the configurable 50 / 90 MME threshold
     authored_by: str = REVIEW["authored_by"]
     checked_by: str = REVIEW["checked_by"]
     reviewed_on: str = REVIEW["reviewed_on"]
@@ -53,13 +54,13 @@ MEASURES: tuple[Measure, ...] = (
             "50. Differences between colleagues on this share suggest different thresholds in practice.",
             "long-term patients whose average daily MME (on days with supply) in the period is 90 or more",
             "patients on long-term opioid therapy in the period (Von Korff 2008)", "lower",
-            "measure_ltot_dose", params={"threshold_mme": 90}),
+            "measure_ltot_dose", params={"threshold_mme": 90}, threshold="high"),
     Measure("high_dose_50", "Long-term patients at 50 MME a day or more",
             "50 MME a day is the level at which CDC 2022 asks for a careful reassessment of benefits and risks "
             "and for naloxone to be offered.",
             "long-term patients whose average daily MME in the period is 50 or more",
             "patients on long-term opioid therapy in the period", "lower",
-            "measure_ltot_dose", params={"threshold_mme": 50}),
+            "measure_ltot_dose", params={"threshold_mme": 50}, threshold="low"),
     Measure("mean_daily_mme", "Average daily dose of long-term patients",
             "The typical dose a clinician's long-term patients take. Neither high nor low is good in itself "
             "(patients differ), so this is shown without a verdict; wide differences between colleagues with "
@@ -76,7 +77,8 @@ MEASURES: tuple[Measure, ...] = (
             "CDC 2022 recommendation 8: offer naloxone when the overdose risk is higher, including at 50 MME "
             "a day or more.",
             "those patients with a naloxone fill in the period",
-            "patients whose average daily MME in the period is 50 or more", "higher", "measure_naloxone_at_50"),
+            "patients whose average daily MME in the period is 50 or more", "higher", "measure_naloxone_at_50",
+            params={"naloxone_mme": 50}, threshold="low"),
     Measure("new_start_over_7d", "New starts given more than 7 days",
             "For acute pain CDC 2022 (recommendation 6) advises no more than needed, often 3 days or fewer and "
             "rarely more than 7; long first prescriptions raise the chance of long-term use.",
@@ -111,13 +113,33 @@ MEASURES: tuple[Measure, ...] = (
             "patients with an opioid fill in the period", "lower", "measure_multiple_prescribers", unit="clinic"),
 )
 BY_ID = {m.id: m for m in MEASURES}
+THRESHOLDS = {"low": 50.0, "high": 90.0}   # MME a day (CDC 2022 recommendation 4)
+
+
+def configured(low: float = THRESHOLDS["low"], high: float = THRESHOLDS["high"]) -> tuple[Measure, ...]:
+    """The measures with the dose thresholds the user chose: the bound parameter and the wording follow.
+
+    Ids stay the same (high_dose_90 is still high_dose_90 at 80 MME) so links and exports keep working;
+    titles and numerator text name the threshold in force.
+    """
+    chosen = {"low": low, "high": high}
+    out = []
+    for m in MEASURES:
+        if not m.threshold:
+            out.append(m)
+            continue
+        old, new = THRESHOLDS[m.threshold], chosen[m.threshold]
+        key = next(iter(m.params))
+        words = {f: getattr(m, f).replace(f"{old:g} MME", f"{new:g} MME").replace(f"is {old:g} or", f"is {new:g} or")
+                 for f in ("title", "numerator", "denominator")}
+        out.append(replace(m, params={**m.params, key: new}, **words))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class MeasureParams:
     """Thresholds of the measures that are not in DoseParams, LtotParams or TaperParams."""
 
-    naloxone_mme: float = 50.0
     new_start_lookback: int = 90
     new_start_max_days: int = 7
     opioid_min_fills: int = 2

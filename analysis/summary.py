@@ -39,6 +39,8 @@ class Settings:
     tapers: dose.TaperParams = dose.TaperParams()
     other: measures.MeasureParams = measures.MeasureParams()
     min_cell: int = 11
+    low_mme: float = measures.THRESHOLDS["low"]     # high-dose and naloxone thresholds, MME a day
+    high_mme: float = measures.THRESHOLDS["high"]
     selected: tuple[str, ...] = field(default_factory=lambda: tuple(m.id for m in measures.MEASURES))
 
 
@@ -55,7 +57,7 @@ def measure_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
     """One row per measure and unit (clinician, or clinic for clinic-level measures), unsuppressed."""
     bounds = data_bounds(conn)
     frames = []
-    for m in measures.MEASURES:
+    for m in measures.configured(s.low_mme, s.high_mme):
         if m.id not in s.selected:
             continue
         rows = db.read_frame(conn, m.query, _params(m, s, s.start, s.end, bounds))
@@ -80,7 +82,7 @@ def consistency_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
     bounds = data_bounds(conn)
     out = []
     for q_start, q_end in measures.quarters(s.start, s.end):
-        for m in measures.MEASURES:
+        for m in measures.configured(s.low_mme, s.high_mme):
             if m.id not in s.selected:
                 continue
             rows = db.read_frame(conn, m.query, _params(m, s, q_start, q_end, bounds))
@@ -178,7 +180,7 @@ def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime) 
         f"{30 * t.window_months}-day window within {30 * t.followup_months} days; gradual <= {t.gradual_max_pct:g}%/month,"
         f" rapid > {t.rapid_min_pct:g}%/month; discontinuation {t.stop_days} days without supply, abrupt when the last"
         f" 30 days were >= {t.abrupt_fraction:.0%} of baseline",
-        f"  Thresholds: high dose 90 and 50 MME a day; naloxone at {s.other.naloxone_mme:g} MME; new start = no opioid"
+        f"  Thresholds: high dose {s.high_mme:g} and {s.low_mme:g} MME a day; naloxone at {s.low_mme:g} MME; new start = no opioid"
         f" in {s.other.new_start_lookback} days; long first supply > {s.other.new_start_max_days} days;"
         f" multiple prescribers >= {s.other.prescriber_min} in {s.other.prescriber_window} days",
         f"  Attribution: {measures.ATTRIBUTION_RULE}",

@@ -1,13 +1,14 @@
 """The one home of caching: the engine once per process, query results keyed by name and parameters."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-from analysis import db
+from analysis import db, measures, stats
 
 
 class DataUnavailable(Exception):
@@ -34,13 +35,39 @@ def _run(url: str, name: str, params: tuple[tuple[str, object], ...]) -> pd.Data
 def query(name: str, **params: object) -> pd.DataFrame:
     """Run queries/<name>.sql with bound parameters; raise DataUnavailable with advice on failure."""
     url = database_url()
+    with _plain_errors(url, name):
+        return _run(url, name, tuple(sorted(params.items())))
+
+
+@st.cache_data(ttl=600, max_entries=256, show_spinner=False)
+def _compared(url: str, measure: measures.Measure, params: tuple[tuple[str, object], ...],
+              clinicians: frozenset[str] | None) -> stats.Funnel | None:
+    rows = _run(url, measure.query, params)
+    if clinicians is not None:
+        rows = rows[rows["clinician_id"].isin(clinicians)]
+    units = measures.unit_rows(rows, measure)
+    return measures.compare(units, measure) if not units.empty else None
+
+
+def compared(measure: measures.Measure, params: dict[str, object],
+             clinicians: frozenset[str] | None) -> stats.Funnel | None:
+    """A measure's funnel (limits, flags, shrunken values) among the patients of `clinicians` (None: all);
+    None when no patient counts. The query result is shared with every other filter on clinicians."""
+    url = database_url()
+    with _plain_errors(url, measure.query):
+        return _compared(url, measure, tuple(sorted(params.items())), clinicians)
+
+
+@contextlib.contextmanager
+def _plain_errors(url: str, name: str):
+    """Turn database errors into DataUnavailable with a plain message and what to do."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "duckdb" and parsed.database and not Path(parsed.database).exists():
         raise DataUnavailable(
             f"There is no database file at {parsed.database}. Start the demo with `rxdash demo`, "
             "or load your data with `rxdash load DIR`.")
     try:
-        return _run(url, name, tuple(sorted(params.items())))
+        yield
     except sa.exc.OperationalError as e:
         if "lock" in _first_line(e).lower():
             raise DataUnavailable("The database file is in use by another process (a load, perhaps). "

@@ -1,5 +1,6 @@
 -- measure_abrupt_discontinuation: abrupt stops among patients with an eligible baseline (Neprash 2021).
--- Parameters: :factor_set, :exclude; :start, :end (date); the taper parameters of _tapers.sql.
+-- Parameters: :factor_set, :exclude; :start, :end (date); :baseline_days, :baseline_min_mme, :abrupt_fraction
+--   (tapers themselves were measured at load time, _stored_tapers.sql).
 -- Returns one row per patient with an eligible baseline in the period: a mean daily MME of at least
 -- :baseline_min_mme over the :baseline_days before the period starts, or a taper starting in the period
 -- (whose baseline is eligible by definition). Columns: patient_id, clinician_id, clinic_id (most opioid
@@ -8,7 +9,7 @@
 with
 -- @include opioid_rx
 -- @include dose_segments
--- @include tapers
+-- @include stored_tapers
 start_baselines as (
     select
         patient_id,

@@ -1,7 +1,8 @@
 -- measure_ltot_dose: long-term patients in a period and their average daily MME (high_dose_90,
 -- high_dose_50, mean_daily_mme).
 -- Parameters: :factor_set, :exclude; :start, :end, :months (0), :days, :n_periods (1) one period;
---   the ltot_* parameters; :threshold_mme (number) the high-dose threshold.
+--   :threshold_mme (number) the high-dose threshold. Long-term episodes were measured at load time
+--   (_stored_ltot_episodes.sql, default Von Korff parameters).
 -- Returns one row per patient on long-term therapy in the period (DESIGN.md: an LTOT episode overlaps it)
 -- with supply in it: patient_id, clinician_id, clinic_id (attribution), in_numerator (average daily
 -- MME on days with supply >= :threshold_mme), value (that average, MME a day).
@@ -10,7 +11,7 @@ with
 -- @include dose_segments
 -- @include periods
 -- @include period_dose
--- @include ltot_episodes
+-- @include stored_ltot_episodes
 -- @include period_ltot
 -- @include attribution
 final as (

@@ -1,13 +1,12 @@
 -- measure_taper_rapid: tapers faster than 40% of baseline a month (Agnoli 2021; CDC 2022 pace).
 -- Parameters: :factor_set, :exclude; :start, :end (date) tapers starting in this period; the taper
---   parameters of _tapers.sql (:rapid_min_pct among them).
+--   parameters of _stored_tapers.sql (:rapid_min_pct among them; tapers were measured at load time).
 -- Returns one row per taper or discontinuation starting in the period: patient_id, clinician_id,
 -- clinic_id (attributed at the taper start: most opioid days in the baseline window before it),
 -- in_numerator (speed > :rapid_min_pct % of baseline a month), value (the speed).
 with
 -- @include opioid_rx
--- @include dose_segments
--- @include tapers
+-- @include stored_tapers
 anchors as (
     select patient_id, taper_start as anchor_day
     from tapers

@@ -93,3 +93,32 @@ create table if not exists daily_dose_segments (
     daily_mme double precision not null,
     supplied boolean not null
 );
+-- Derived: every taper and discontinuation per factor set, measured with the default taper parameters
+-- (analysis.dose.TaperParams) over the whole data; rebuilt by every load from queries/build_tapers.sql.
+-- The speed bands and the abrupt fraction are applied when it is read (queries/_stored_tapers.sql), so
+-- the dashboard's taper thresholds still apply; the other taper parameters are fixed at load time.
+create table if not exists stored_tapers (
+    factor_set varchar not null,
+    patient_id varchar not null,
+    taper_start date not null,
+    baseline_mme double precision not null,
+    min_window_mme double precision,
+    end_mme double precision,
+    max_monthly_reduction_pct double precision not null,
+    discontinued boolean not null,
+    stop_day date,
+    stop_mme double precision
+);
+-- Derived: every patient's episodes of opioid supply and whether each is long-term therapy, with the
+-- default Von Korff parameters (analysis.dose.LtotParams); rebuilt by every load from
+-- queries/build_ltot_episodes.sql and read through queries/_stored_ltot_episodes.sql.
+create table if not exists stored_ltot_episodes (
+    patient_id varchar not null,
+    episode_no bigint not null,
+    episode_start date not null,
+    episode_end date not null,
+    duration_days integer not null,
+    fills bigint not null,
+    days_supply bigint not null,
+    is_ltot boolean not null
+);

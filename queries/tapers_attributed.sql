@@ -1,12 +1,11 @@
 -- tapers_attributed: every taper or discontinuation with the clinician responsible at its start.
--- Parameters: :factor_set, :exclude; the taper parameters of _tapers.sql.
+-- Parameters: :factor_set, :exclude; :abrupt_fraction, :gradual_max_pct, :rapid_min_pct (_stored_tapers.sql).
 -- Returns one row per taper: patient_id, clinician_id, clinic_id (most opioid analgesic days in the
 -- baseline window before the start; ties: latest fill), taper_start, baseline_mme, end_mme,
 -- max_monthly_reduction_pct, discontinued, stop_day, category.
 with
 -- @include opioid_rx
--- @include dose_segments
--- @include tapers
+-- @include stored_tapers
 anchors as (
     select patient_id, taper_start as anchor_day from tapers
 ),

@@ -12,6 +12,9 @@ from analysis import db
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
+# One pseudonym secret for the whole run (and the browser tests' server, which inherits it), so labels
+# are stable and no key file is written in the home folder.
+os.environ.setdefault("RXDASH_PSEUDONYM_SECRET", "rxdash-test-secret")
 PG_URL = os.environ.get("RXDASH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -9,6 +9,7 @@ from dashboard import data
 
 def render() -> None:
     st.title("Data quality")
+    st.caption("Everything loaded, whatever the sidebar's filters: this page describes the data, not a period.")
     try:
         history = data.query("load_history")
         reasons = data.query("reject_reasons")
@@ -26,13 +27,13 @@ def render() -> None:
                "Every row read is either loaded or rejected with a reason (rows read = loaded + rejected).")
     st.dataframe(
         latest[["table_name", "rows_read", "rows_loaded", "rows_rejected", "ignored_columns"]],
-        hide_index=True, use_container_width=True,
+        hide_index=True, width="stretch",
         column_config={"table_name": "File", "rows_read": "Read", "rows_loaded": "Loaded",
                        "rows_rejected": "Rejected", "ignored_columns": "Extra columns ignored"})
     if reasons.empty:
         st.success("No rows were rejected.")
     else:
-        st.plotly_chart(charts.rejects_chart(reasons), theme=None, use_container_width=True)
+        st.plotly_chart(charts.rejects_chart(reasons), theme=None, width="stretch")
         st.caption("The rejects file written by `rxdash load` lists each rejected row with its line number.")
 
     st.subheader("Dose coverage")
@@ -60,4 +61,4 @@ def render() -> None:
     if not unmapped.empty:
         st.warning("These ingredients are not in the drug reference, so no measure counts them:")
         st.dataframe(unmapped[["drug_name", "ingredient", "prescriptions"]], hide_index=True)
-    st.dataframe(drugs, hide_index=True, use_container_width=True)
+    st.dataframe(drugs, hide_index=True, width="stretch")

@@ -10,6 +10,7 @@ import streamlit as st
 
 import queries
 from analysis import dose, measures, stats
+from dashboard import filters
 
 
 def _factor_table() -> pd.DataFrame:
@@ -32,8 +33,9 @@ def render() -> None:
     st.write(measures.ATTRIBUTION_RULE)
     st.write(f"Exclusions (on by default): {measures.EXCLUSIONS}.")
 
+    f = st.session_state.get(filters.STATE)   # the sidebar's choices, when there are data
     st.subheader("Measures")
-    for m in measures.MEASURES:
+    for m in (f.measures() if f else measures.MEASURES):
         with st.expander(f"{m.title} ({m.id})"):
             st.markdown(f"**Why it matters.** {m.why}")
             st.markdown(f"**Numerator:** {m.numerator}.  \n**Denominator:** {m.denominator}.  \n"
@@ -53,11 +55,15 @@ def render() -> None:
         f"the 99.8% limits is flagged, except that units with fewer than {stats.MIN_DENOMINATOR} patients are "
         "never flagged. Rankings use empirical-Bayes shrunken values with 95% intervals.")
 
-    st.subheader("Parameters in force (defaults)")
-    st.dataframe(pd.concat([_parameters(dose.DoseParams(), "dose"), _parameters(dose.LtotParams(), "long-term"),
-                            _parameters(dose.TaperParams(), "tapers"),
+    st.subheader("Parameters in force" if f else "Parameters in force (defaults)")
+    if f:
+        st.caption(f"Period {f.period}; {f.scope}; high-dose thresholds {f.low_mme:g} and {f.high_mme:g} MME a day "
+                   "(as chosen in the sidebar).")
+    st.dataframe(pd.concat([_parameters(f.dose() if f else dose.DoseParams(), "dose"),
+                            _parameters(dose.LtotParams(), "long-term"),
+                            _parameters(f.tapers() if f else dose.TaperParams(), "tapers"),
                             _parameters(measures.MeasureParams(), "measures")], ignore_index=True)
-                 .astype({"value": str}), hide_index=True, use_container_width=True)
+                 .astype({"value": str}), hide_index=True, width="stretch")
 
     st.subheader("MME conversion factors")
-    st.dataframe(_factor_table(), hide_index=True, use_container_width=True)
+    st.dataframe(_factor_table(), hide_index=True, width="stretch")

@@ -1,52 +1,84 @@
-"""Tapers: how fast doses fall, by clinician, against the guideline pace."""
+"""Tapers: how fast doses fall, by clinician, against the guideline pace; trajectories and what followed."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from analysis import charts, dose
-from dashboard import data, widgets
+from analysis import charts, tapering
+from dashboard import data, filters, pages
+
+RAPID_MEASURES = ("taper_rapid", "abrupt_discontinuation")
+
+
+def period_tapers(f: filters.Filters) -> pd.DataFrame:
+    """Tapers and discontinuations starting in the period, attributed to a selected clinician."""
+    tapers = f.keep(data.query("tapers_attributed", **f.taper_params()))
+    return tapers[(tapers["taper_start"] >= f.start) & (tapers["taper_start"] <= f.end)]
+
+
+def trajectories(f: filters.Filters, tapers: pd.DataFrame, title: str, n: int = 12) -> None:
+    """Small multiples of the daily dose around up to n tapers (no dates, no patient identifiers)."""
+    picked = tapering.pick(tapers, n)
+    segments = data.query("taper_trajectories", **f.dose().sql(), patient_ids=tuple(sorted(picked["patient_id"])))
+    relative = tapering.relative_segments(segments, picked, f.data_end)
+    st.plotly_chart(charts.trajectories_chart(relative, picked, title), theme=None, width="stretch")
 
 
 def render() -> None:
     st.title("Tapers")
-    bounds = widgets.data_range()
-    if bounds is None:
+    f = filters.current()
+    if f is None:
         return
-    data_start, data_end = bounds
+    params = f.tapers()
 
-    # Ask
-    cols = st.columns([2, 1])
-    factor_set = cols[1].selectbox("MME factors", list(dose.FACTOR_SETS), key="taper_factor_set")
-    # Tapers are rarer than prescriptions: the whole data range is the useful default.
-    period = widgets.period("Tapers starting between", bounds, bounds, "taper_period", where=cols[0])
-    if period is None:
+    try:
+        tapers = period_tapers(f)
+    except data.DataUnavailable as e:
+        st.error(str(e), icon=":material/error:")
         return
-    start, end = period
-    params = dose.TaperParams()
-
-    # Fetch
-    tapers = data.query("tapers_attributed", **dose.DoseParams(factor_set).sql(),
-                        **params.sql(data_start, data_end))
-    tapers = tapers[(tapers["taper_start"] >= start) & (tapers["taper_start"] <= end)]
     if tapers.empty:
         st.info(f"No tapers or discontinuations from a baseline of {params.baseline_min_mme:g} MME a day or more "
-                f"started between {start:%d %b %Y} and {end:%d %b %Y}. Try a longer period.")
+                f"started {f.span} ({f.scope}). Try a longer period or more clinics.",
+                icon=":material/info:")
         return
 
-    # Summarise and show
-    label = f"{start:%d %b %Y} to {end:%d %b %Y}"
+    rapid = tapers["max_monthly_reduction_pct"] > params.rapid_min_pct
     metrics = st.columns(4)
     metrics[0].metric("Tapers and discontinuations", f"{len(tapers):,}")
-    metrics[1].metric(f"Faster than {params.rapid_min_pct:g}%/month",
-                      f"{(tapers['max_monthly_reduction_pct'] > params.rapid_min_pct).mean():.0%}")
+    metrics[1].metric(f"Faster than {params.rapid_min_pct:g}%/month", f"{rapid.mean():.0%}")
     metrics[2].metric(f"Within {params.gradual_max_pct:g}%/month",
                       f"{(tapers['max_monthly_reduction_pct'] <= params.gradual_max_pct).mean():.0%}")
     metrics[3].metric("Abrupt discontinuations", f"{(tapers['category'] == 'abrupt_discontinuation').sum():,}")
-    st.plotly_chart(charts.taper_speed_chart(tapers, label, params.gradual_max_pct, params.rapid_min_pct),
-                    theme=None, use_container_width=True)
-    st.plotly_chart(charts.taper_categories_chart(tapers, label), theme=None, use_container_width=True)
-    st.caption(f"A taper is a fall of at least {params.min_fall:.0%} from a baseline of {params.baseline_min_mme:g} "
-               f"MME a day or more (mean over the {params.baseline_days} days before) in a 60-day window; its speed "
-               "is the largest fall between consecutive 30-day windows, as % of baseline a month. Abrupt: no supply "
-               f"for {params.stop_days} days while the last 30 days were still at {params.abrupt_fraction:.0%} of "
-               "baseline or more. See Methods.")
+    st.plotly_chart(charts.taper_speed_chart(tapers, f.period, params.gradual_max_pct, params.rapid_min_pct),
+                    theme=None, width="stretch")
+
+    by_clinician = tapers.assign(clinician_id=tapers["clinician_id"].map(f.label))
+    counts = by_clinician["clinician_id"].value_counts()
+    by_clinician = by_clinician[by_clinician["clinician_id"].isin(counts[counts >= f.min_patients].index)]
+    if not by_clinician.empty:
+        st.plotly_chart(charts.taper_categories_chart(by_clinician, f.period), theme=None, width="stretch")
+    st.caption("Are some clinicians' tapers faster than chance would explain? The funnel plots weigh each "
+               "clinician's share against their number of tapers:")
+    links = st.columns(len(RAPID_MEASURES))
+    for col, measure_id in zip(links, RAPID_MEASURES):
+        col.page_link(pages.page("variation"), label=f.measure(measure_id).title, icon=":material/scatter_plot:",
+                      query_params={"measure": measure_id})
+
+    st.subheader("Daily dose around tapers")
+    st.caption("Twelve tapers spread from the slowest to the fastest, each as % of its baseline dose, from 180 "
+               "days before to 210 days after the start. Patients are not identified and dates are not shown.")
+    trajectories(f, tapers, f"Daily dose around {min(12, len(tapers))} of {len(tapers):,} tapers, {f.period}")
+
+    st.subheader("What followed")
+    outcomes = data.query("taper_outcomes", **f.taper_params())
+    if outcomes.empty:
+        st.info("No events (emergency visits, overdoses, crises) are loaded, so what followed tapers cannot be "
+                "shown. Load an events.csv to see it.", icon=":material/info:")
+        return
+    outcomes = outcomes.merge(tapers[["patient_id", "taper_start"]], on=["patient_id", "taper_start"])
+    bands = tapering.outcomes_by_band(tapers, outcomes, params.gradual_max_pct, params.rapid_min_pct)
+    st.plotly_chart(charts.outcomes_chart(bands, f"Tapers followed by an event within 30 and 90 days, by speed, "
+                                                 f"{f.period}"), theme=None, width="stretch")
+    st.caption("Events are any emergency visit, overdose or crisis recorded for the patient after the taper "
+               "started. This is a description, not a cause: faster tapers may differ in who was tapered and "
+               "why (Agnoli 2021 found more overdoses and mental-health crises after faster tapers).")

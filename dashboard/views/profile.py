@@ -1,0 +1,113 @@
+"""Clinician profile: one clinician's figures beside anonymous peers, written for the clinician to read."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analysis import charts, measures
+from dashboard import data, filters
+from dashboard.views import tapers as taper_view
+
+URL_KEY = "clinician"
+
+
+def _position(row: pd.Series, measure: measures.Measure) -> str:
+    """Where a clinician stands, in plain words that pass no verdict the data cannot carry."""
+    if row["flag"] == "small":
+        return "too few patients to say"
+    if row["flag"] in ("high", "low"):
+        side = "above" if row["flag"] == "high" else "below"
+        return f"{side} the range chance alone would explain"
+    return "within the range chance alone would explain"
+
+
+def peer_rows(f: filters.Filters, clinician_id: str) -> pd.DataFrame:
+    """Per clinician-level measure: the clinician's figures, peers' shrunken values, median and percentile."""
+    out = []
+    for m in f.measures():
+        if m.unit != "clinician":
+            continue
+        result = data.compared(m, f.measure_params(m), f.clinicians)
+        if result is None:
+            continue
+        units = result.units
+        own = units[units["unit_id"] == clinician_id]
+        peers = units[(units["unit_id"] != clinician_id) & (units["denominator"] >= f.min_patients)]
+        if own.empty or peers.empty:
+            continue
+        r = own.iloc[0]
+        peer_values = peers["shrunk_value"].dropna()
+        out.append({
+            "measure_id": m.id, "measure": m.title, "percent": m.kind == "proportion", "direction": m.direction,
+            "patients": int(r["denominator"]), "value": r["value"], "own": r["shrunk_value"],
+            "own_lower": r["shrunk_lower"], "own_upper": r["shrunk_upper"],
+            "median": float(peer_values.median()), "peers": peer_values.tolist(), "n_peers": len(peer_values),
+            "percentile": float((peer_values < r["shrunk_value"]).mean() * 100),
+            "position": _position(r, m),
+        })
+    return pd.DataFrame(out)
+
+
+def render() -> None:
+    st.title("Clinician profile")
+    f = filters.current()
+    if f is None:
+        return
+    ids = sorted(f.clinicians if f.clinicians is not None else f.labels)
+    codes = {f.label(i).split(" ", 1)[1]: i for i in ids}
+    filters.page_choice(URL_KEY, list(codes))
+    code = st.selectbox("Clinician", sorted(codes), index=None, key=URL_KEY, placeholder="Choose a clinician",
+                        format_func=lambda c: f"Clinician {c}",
+                        help="Clinicians are shown by a stable pseudonym. Peers are the other clinicians in the "
+                             "sidebar's selection (filter by specialty to compare like with like).")
+    if code is None:
+        st.info("Choose a clinician to see their figures beside their peers'.", icon=":material/person_search:")
+        return
+    filters.remember(URL_KEY, code)
+    clinician_id = codes[code]
+    name = f.label(clinician_id)
+
+    try:
+        rows = peer_rows(f, clinician_id)
+        tapers = taper_view.period_tapers(f)
+    except data.DataUnavailable as e:
+        st.error(str(e), icon=":material/error:")
+        return
+    st.markdown(
+        f"#### {name}: your prescribing beside your peers, {f.period}\n"
+        "These figures are for reflection and conversation, not judgement. Your patients are yours: some need "
+        "more, some less, and a figure here cannot know why. Each figure is an estimate that allows for chance "
+        "(a 'shrunken' value: with few patients it stays near the group's), so a handful of patients cannot make "
+        "you look unusual. Peers are anonymous.")
+    if rows.empty:
+        st.info(f"{name} has no patients counted in these measures {f.span}. Try a longer period.",
+                icon=":material/info:")
+    else:
+        table = pd.DataFrame({
+            "Measure": rows["measure"],
+            "Your patients": rows["patients"],
+            "Your figure (allowing for chance)": [
+                f"{measures.describe_value(o, measures.BY_ID[i])} ({measures.describe_value(lo, measures.BY_ID[i])}"
+                f" to {measures.describe_value(hi, measures.BY_ID[i])})"
+                for i, o, lo, hi in zip(rows["measure_id"], rows["own"], rows["own_lower"], rows["own_upper"])],
+            "Peer median": [measures.describe_value(v, measures.BY_ID[i]) for i, v in zip(rows["measure_id"], rows["median"])],
+            "Peers with a lower figure": [f"{p:.0f}% of {n:,}" for p, n in zip(rows["percentile"], rows["n_peers"])],
+            "Compared with peers": rows["position"],
+        })
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.plotly_chart(charts.peer_strip_chart(rows, f"{name} (diamond) among peers (grey), {f.period}"),
+                        theme=None, width="stretch")
+        st.caption("Lower is not always better: the average dose, for one, carries no verdict. A figure outside "
+                   "the range chance would explain is a question worth a conversation, not an answer. "
+                   f"Attribution: {measures.ATTRIBUTION_RULE}")
+
+    own = tapers[tapers["clinician_id"] == clinician_id]
+    st.subheader("Your tapers")
+    if own.empty:
+        st.info(f"No tapers or discontinuations attributed to {name} started {f.span}.",
+                icon=":material/info:")
+        return
+    gradual = (own["max_monthly_reduction_pct"] <= f.gradual_max_pct).sum()
+    st.write(f"{len(own):,} tapers or discontinuations started in the period; {gradual:,} went at the guideline "
+             f"pace of {f.gradual_max_pct:g}% of the baseline a month or slower (HHS 2019; CDC 2022).")
+    taper_view.trajectories(f, own, f"Daily dose around {name}'s tapers, {f.period}")
