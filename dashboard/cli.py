@@ -91,7 +91,8 @@ def _serve(url: str, host: str, port: int) -> int:
     env = dict(os.environ, RXDASH_DB_URL=url)
     command = [sys.executable, "-m", "streamlit", "run", str(APP),
                "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-               "--browser.gatherUsageStats", "false", "--theme.base", "light", "--theme.primaryColor", "#0072B2",  # Okabe-Ito blue: no red verdicts
+               "--browser.gatherUsageStats", "false", "--theme.base", "light",
+               "--theme.primaryColor", "#0072B2",   # Okabe-Ito blue: widgets carry no red "verdict" colour
                "--client.toolbarMode", "minimal", "--client.showErrorDetails", "none"]
     print(f"Serving the dashboard on http://{host}:{port} (database: {url})", flush=True)
     os.execvpe(command[0], command, env)

@@ -28,3 +28,45 @@ def test_plain_postgresql_urls_use_psycopg_3():
 def test_other_databases_are_refused_with_the_supported_list(url):
     with pytest.raises(ValueError, match="use one of: duckdb, postgresql"):
         db.dialect_of(url)
+
+
+INJECTIONS = ["D1' or '1'='1", "D1; drop table prescriptions; --", "') or true --", "D1\" or \"1\"=\"1"]
+
+
+def test_list_parameters_are_bound_values_never_sql(engine, tmp_path):
+    # Every value, however it is written, is compared as a value: no row matches, no table is dropped.
+    from analysis import ingest
+    from tests.fixtures import write_dataset
+
+    ingest.load_directory(engine, write_dataset(tmp_path / "d"), tmp_path / "r.csv")
+    params = {"start": "2025-01-01", "end": "2025-12-31", "all_clinicians": False}
+    with engine.connect() as conn:
+        assert db.read_frame(conn, "monthly_opioid_fills", {**params, "clinician_ids": tuple(INJECTIONS)}).empty
+        assert db.read_frame(conn, "monthly_opioid_fills", {**params, "clinician_ids": ()}).empty   # empty list
+        got = db.read_frame(conn, "monthly_opioid_fills", {**params, "clinician_ids": ("D1",) + tuple(INJECTIONS)})
+        # D1 wrote R1 (Jan) and R2 (Jan 31) for P1.
+        assert got[["patients", "prescriptions"]].values.tolist() == [[1, 2]]
+        assert db.read_frame(conn, "data_bounds").iloc[0]["data_start"] is not None   # prescriptions still there
+
+
+def test_the_dashboard_connection_cannot_write(engine, tmp_path):
+    import sqlalchemy as sa
+
+    from analysis import ingest
+    from tests.fixtures import write_dataset
+
+    ingest.load_directory(engine, write_dataset(tmp_path / "d"), tmp_path / "r.csv")
+    url = engine.url
+    if url.get_backend_name() == "duckdb":
+        engine.dispose()
+        reader = db.make_engine(url.render_as_string(hide_password=False), read_only=True)
+    else:
+        with engine.connect() as c:
+            schema = c.exec_driver_sql("select current_schema()").scalar()
+        reader = db.make_engine(url.render_as_string(hide_password=False), read_only=True, schema=schema)
+    with pytest.raises(sa.exc.DBAPIError, match="(?i)read.only"):
+        with reader.begin() as conn:
+            conn.exec_driver_sql("delete from prescriptions")
+    with reader.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from prescriptions").scalar() == 4   # R1-R4
+    reader.dispose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from analysis import db, dose, ingest
@@ -365,3 +366,40 @@ def test_events_after_a_taper(tapers):
     got = run(tapers, "taper_outcomes", **TAPERS)
     assert got[["patient_id", "event_type", "days_to_first_event", "category"]].values.tolist() == [
         ["ABRUPT", "ed_visit", 20, "abrupt_discontinuation"]]
+
+
+# --- What every load stores ---------------------------------------------------------------------------
+
+def _stored(engine, table):
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.exec_driver_sql(f"select * from {table}").mappings().all())
+
+
+def test_stored_tapers_equal_the_tapers_measured_from_scratch(tapers):
+    # The load measures tapers once per factor set with the default parameters over its own data range
+    # (first to last fill); the dashboard reads them. They must be the live query's rows, value for value.
+    with tapers.connect() as conn:
+        bounds = db.read_frame(conn, "data_bounds").iloc[0]
+    own_range = dose.TaperParams().sql(bounds["data_start"], bounds["data_end"])
+    live = run(tapers, "tapers", exclude=False, **own_range).sort_values(["patient_id", "taper_start"])
+    stored = _stored(tapers, "stored_tapers")
+    stored = stored[stored["factor_set"] == "cdc2022"].sort_values(["patient_id", "taper_start"])
+    columns = ["patient_id", "taper_start", "baseline_mme", "end_mme", "max_monthly_reduction_pct", "discontinued"]
+    assert len(live) == len(stored) >= 8   # at least the 6 above, and the cancer and hospice patients
+    for col in columns:
+        expected = stored[col].tolist()
+        assert live[col].tolist() == (pytest.approx(expected) if live[col].dtype.kind == "f" else expected), col
+    # And read back through the stored fragment, the categories follow the speed bands given.
+    attributed = run(tapers, "tapers_attributed", **TAPERS).set_index("patient_id")
+    assert attributed.loc["GRAD", "category"] == "gradual" and attributed.loc["STEP", "category"] == "rapid"
+    wider = run(tapers, "tapers_attributed", **{**TAPERS, "gradual_max_pct": 60, "rapid_min_pct": 80})
+    assert wider.set_index("patient_id").loc["STEP", "category"] == "gradual"   # 50%/month under a 60% band
+
+
+def test_stored_long_term_episodes_equal_the_episodes_measured_from_scratch(engine, tmp_path):
+    load(engine, tmp_path, [patient(p) for p in LTOT_CASES], [r for rows, _ in LTOT_CASES.values() for r in rows])
+    live = run(engine, "ltot_episodes", **LTOT).sort_values(["patient_id", "episode_no"]).reset_index(drop=True)
+    stored = _stored(engine, "stored_ltot_episodes").sort_values(["patient_id", "episode_no"]).reset_index(drop=True)
+    assert len(live) == len(LTOT_CASES)
+    for col in ["patient_id", "episode_start", "episode_end", "duration_days", "fills", "days_supply", "is_ltot"]:
+        assert [str(v) for v in live[col]] == [str(v) for v in stored[col]], col

@@ -142,3 +142,22 @@ def test_declarations_are_complete():
         assert all([m.title, m.why, m.numerator, m.denominator, m.authored_by, m.checked_by, m.reviewed_on,
                     m.next_review])
     assert measures.BY_ID["mean_daily_mme"].direction == "neutral"
+
+
+def test_configured_thresholds_change_parameters_and_wording_not_ids():
+    got = {m.id: m for m in measures.configured(low=40, high=80)}
+    assert got["high_dose_90"].params["threshold_mme"] == 80
+    assert got["high_dose_90"].title == "Long-term patients at 80 MME a day or more"
+    assert got["high_dose_50"].params["threshold_mme"] == 40
+    assert "is 40 or more" in got["high_dose_50"].numerator
+    assert got["naloxone_at_50"].params["naloxone_mme"] == 40
+    assert got["naloxone_at_50"].title == "Naloxone for patients at 40 MME a day or more"
+    assert got["benzo_overlap"] == measures.BY_ID["benzo_overlap"]
+    assert measures.configured() == measures.MEASURES
+
+
+def test_naloxone_threshold_follows_the_configured_dose(loaded):
+    # At 70 MME: L1 (100), T1 (100), T2 (82.9) qualify, L2 (60) does not; L1 alone has naloxone.
+    m = next(x for x in measures.configured(low=70) if x.id == "naloxone_at_50")
+    got = fetch(loaded, m).set_index("patient_id")
+    assert sorted(got.index) == ["L1", "T1", "T2"] and got["in_numerator"].astype(bool).sum() == 1
