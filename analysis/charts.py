@@ -1,6 +1,7 @@
 """Chart builders: frame in, plotly figure out. The app, the exports and the tests share them."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -126,13 +127,20 @@ def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled:
     """Shrunken values with 95% intervals, ranked (unit_id, shrunk_value, shrunk_lower, shrunk_upper)."""
     ranked = units.dropna(subset=["shrunk_value"]).sort_values("shrunk_value").reset_index(drop=True)
     fmt = ".1%" if percent else ".1f"
-    fig = go.Figure(go.Scatter(
-        x=ranked.index + 1, y=ranked["shrunk_value"], mode="markers", marker=dict(color=PALETTE[0], size=8),
-        error_y=dict(type="data", symmetric=False, array=ranked["shrunk_upper"] - ranked["shrunk_value"],
-                     arrayminus=ranked["shrunk_value"] - ranked["shrunk_lower"], color="#9aa5b1", thickness=1.2),
-        customdata=ranked[[_label(ranked), "shrunk_lower", "shrunk_upper"]].to_numpy(),
-        hovertemplate=(f"%{{customdata[0]}}: %{{y:{fmt}}} (95%: %{{customdata[1]:{fmt}}} to "
-                       f"%{{customdata[2]:{fmt}}})<extra></extra>")))
+    rank = ranked.index + 1
+    # The intervals are one line with breaks (one SVG path), not one error bar per unit: a health system's
+    # two thousand clinicians draw in a fraction of the time.
+    xs = np.repeat(rank.to_numpy(float), 3)
+    ys = np.column_stack([ranked["shrunk_lower"], ranked["shrunk_upper"], np.full(len(ranked), np.nan)]).ravel()
+    xs[2::3] = np.nan
+    fig = go.Figure([
+        go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#9aa5b1", width=1.2), hoverinfo="skip",
+                   connectgaps=False, name="95% interval"),
+        go.Scatter(x=rank, y=ranked["shrunk_value"], mode="markers", marker=dict(color=PALETTE[0], size=7),
+                   name="shrunken value", customdata=ranked[[_label(ranked), "shrunk_lower", "shrunk_upper"]].to_numpy(),
+                   hovertemplate=(f"%{{customdata[0]}}: %{{y:{fmt}}} (95%: %{{customdata[1]:{fmt}}} to "
+                                  f"%{{customdata[2]:{fmt}}})<extra></extra>")),
+    ])
     fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled")
     fig.update_layout(template="rxdash", title=title, xaxis_title="Rank (lowest to highest shrunken value)",
                       yaxis_title=value_label, yaxis_tickformat=".0%" if percent else None, showlegend=False)
@@ -168,7 +176,9 @@ def clinic_distribution_chart(units: pd.DataFrame, title: str, value_label: str,
     unit_label and shrunk_value columns: does one clinic differ, or do clinicians differ within all?"""
     order = units.groupby("clinic_name")["shrunk_value"].median().sort_values().index
     fmt = ".1%" if percent else ".1f"
-    fig = go.Figure([go.Box(y=units.loc[units["clinic_name"] == c, "shrunk_value"], name=str(c), boxpoints="all",
+    # Every clinician as a point while they can be told apart; beyond a few hundred, the box and its outliers.
+    points = "all" if len(units) <= 300 else "outliers"
+    fig = go.Figure([go.Box(y=units.loc[units["clinic_name"] == c, "shrunk_value"], name=str(c), boxpoints=points,
                             jitter=0.4, pointpos=0, marker=dict(color=PALETTE[0], size=6, opacity=0.7),
                             line=dict(color="#52606d"), fillcolor="rgba(0,114,178,0.08)",
                             customdata=units.loc[units["clinic_name"] == c, ["unit_label"]].to_numpy(),
@@ -230,16 +240,21 @@ def peer_strip_chart(rows: pd.DataFrame, title: str) -> go.Figure:
     """One clinician beside anonymous peers, one small panel per measure.
 
     rows: measure (title), peers (list of peers' shrunken values), own (shrunken value), median (peers'
-    median), percent (bool). Peers are grey dots without labels; the clinician is a blue diamond.
+    median), percent (bool). Peers are grey dots without labels (a box when there are more than 200); the
+    clinician is a blue diamond.
     """
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=len(rows), cols=1, subplot_titles=list(rows["measure"]), vertical_spacing=0.6 / max(1, len(rows)))
     for i, r in enumerate(rows.itertuples(), start=1):
         fmt = ".1%" if r.percent else ".1f"
-        fig.add_trace(go.Scatter(x=r.peers, y=[0] * len(r.peers), mode="markers", showlegend=i == 1, name="peers",
-                                 marker=dict(color="#9aa5b1", size=7, opacity=0.6),
-                                 hovertemplate=f"a peer: %{{x:{fmt}}}<extra></extra>"), row=i, col=1)
+        if len(r.peers) <= 200:
+            fig.add_trace(go.Scatter(x=r.peers, y=[0] * len(r.peers), mode="markers", showlegend=i == 1, name="peers",
+                                     marker=dict(color="#9aa5b1", size=7, opacity=0.6),
+                                     hovertemplate=f"a peer: %{{x:{fmt}}}<extra></extra>"), row=i, col=1)
+        else:   # many peers: their spread as a box (quartiles, whiskers), not thousands of dots
+            fig.add_trace(go.Box(x=r.peers, y0=0, orientation="h", showlegend=i == 1, name="peers", boxpoints=False,
+                                 marker_color="#9aa5b1", line=dict(color="#7b8794"), hoverinfo="x"), row=i, col=1)
         fig.add_trace(go.Scatter(x=[r.median], y=[0], mode="markers", showlegend=i == 1, name="peer median",
                                  marker=dict(color=PALETTE[1], symbol="line-ns-open", size=22, line=dict(width=3)),
                                  hovertemplate=f"peer median: %{{x:{fmt}}}<extra></extra>"), row=i, col=1)

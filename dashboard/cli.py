@@ -89,7 +89,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
 def _serve(url: str, host: str, port: int) -> int:
     env = dict(os.environ, RXDASH_DB_URL=url)
-    command = [sys.executable, "-m", "streamlit", "run", str(APP),
+    command = [sys.executable, "-m", "dashboard.server", str(APP),
                "--server.address", host, "--server.port", str(port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--theme.base", "light",
                "--theme.primaryColor", "#0072B2",   # Okabe-Ito blue: widgets carry no red "verdict" colour

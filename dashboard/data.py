@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from analysis import db, measures, stats
 
@@ -37,6 +40,28 @@ def query(name: str, **params: object) -> pd.DataFrame:
     url = database_url()
     with _plain_errors(url, name):
         return _run(url, name, tuple(sorted(params.items())))
+
+
+def warm(calls: list[tuple[str, dict[str, object]]], workers: int = 3) -> None:
+    """Run several queries at once to fill the cache before a page reads them one by one.
+
+    The database spends part of each query on one core (sorts, window functions); running a page's
+    independent queries side by side uses the idle time. Errors are left for the page's own call to
+    report in plain words.
+    """
+    url = database_url()
+    ctx = get_script_run_ctx()
+
+    def one(call: tuple[str, dict[str, object]]) -> None:
+        if ctx is not None:
+            add_script_run_ctx(threading.current_thread(), ctx)
+        try:
+            _run(url, call[0], tuple(sorted(call[1].items())))
+        except sa.exc.SQLAlchemyError:
+            pass
+
+    with _plain_errors(url, "warm-up"), ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, calls))
 
 
 @st.cache_data(ttl=600, max_entries=256, show_spinner=False)

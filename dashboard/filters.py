@@ -148,16 +148,20 @@ def fresh(key: str) -> list[str] | None:
 
 
 def page_choice(key: str, options: list[str]) -> None:
-    """Seed a page's own widget (state key = URL key) from the URL when the value is new and allowed."""
+    """Seed a page's own widget (state key = URL key) from the URL when the value is new and allowed,
+    else from the session's last choice (Streamlit forgets a widget's state once its page is left)."""
     values = fresh(key)
     if values and values[0] in options:
         st.session_state[key] = values[0]
+    elif key not in st.session_state and st.session_state.get(f"_kept_{key}") in options:
+        st.session_state[key] = st.session_state[f"_kept_{key}"]
 
 
 def remember(key: str, value: str) -> None:
-    """Keep a page's own choice in the URL beside the shared filters."""
+    """Keep a page's own choice in the URL beside the shared filters, and in the session."""
     st.query_params[key] = value
     st.session_state.setdefault(WRITTEN, {})[key] = [value]
+    st.session_state[f"_kept_{key}"] = value
 
 
 def _seed_from_url(bounds: tuple[dt.date, dt.date], clinics: list[str], specialties: list[str]) -> None:
@@ -217,7 +221,7 @@ def sidebar() -> Filters | None:
     clinic_names = dict(zip(directory["clinic_id"], directory["clinic_name"]))
     specialties = sorted(directory["specialty"].unique())
 
-    last_year = (max(bounds[0], bounds[1] - dt.timedelta(days=364)), bounds[1])
+    last_year = default_period(bounds)
     for key, value in (("f_period", last_year), ("f_clinics", []), ("f_specialties", []),
                        ("f_factors", DEFAULTS["factors"]), ("f_exclusions", True), ("f_low", DEFAULTS["low"]),
                        ("f_high", DEFAULTS["high"]), ("f_gradual", DEFAULTS["gradual"]),
@@ -264,7 +268,7 @@ def sidebar() -> Filters | None:
     f = Filters(start, end, bounds[0], bounds[1], tuple(chosen_clinics), tuple(chosen_specialties), factor_set,
                 float(low), float(high), float(gradual), float(rapid), bool(exclusions), int(min_patients),
                 frozenset(allowed["clinician_id"]) if chosen_clinics or chosen_specialties else None,
-                _labels(tuple(directory["clinician_id"])), clinic_names)
+                labels(tuple(directory["clinician_id"])), clinic_names)
     if low >= high:
         bar.warning("The dose threshold should be below the high-dose threshold.")
     if gradual >= rapid:
@@ -277,6 +281,23 @@ def sidebar() -> Filters | None:
     return f
 
 
+def default_period(bounds: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
+    """The last year of data (365 days to the last fill), or all of it when there is less."""
+    return max(bounds[0], bounds[1] - dt.timedelta(days=364)), bounds[1]
+
+
+def default() -> Filters | None:
+    """The filters a new visitor starts with (no widgets drawn): for warming the cache at start-up."""
+    bounds_row = data.query("data_bounds").iloc[0]
+    if bounds_row["data_end"] is None:
+        return None
+    bounds = (bounds_row["data_start"], bounds_row["data_end"])
+    directory = data.query("clinician_directory")
+    return Filters(*default_period(bounds), *bounds, labels=labels(tuple(directory["clinician_id"])),
+                   clinic_names=dict(zip(directory["clinic_id"], directory["clinic_name"])))
+
+
 @st.cache_data(show_spinner=False)
-def _labels(clinician_ids: tuple[str, ...]) -> dict[str, str]:
+def labels(clinician_ids: tuple[str, ...]) -> dict[str, str]:
+    """Pseudonym per clinician id (computed once per process)."""
     return privacy.pseudonyms(clinician_ids, privacy.pseudonym_secret())

@@ -345,3 +345,12 @@ def test_pages_explain_an_unreachable_server(monkeypatch):
     monkeypatch.setenv("RXDASH_DB_URL", "postgresql://nobody@127.0.0.1:1/none")
     at = run("overview")
     assert "could not be reached" in at.info[0].value and "127.0.0.1" in at.info[0].value
+
+
+def test_start_up_warm_up_computes_the_default_view(worked, caplog):
+    from dashboard import warmup
+
+    with caplog.at_level("INFO", logger="rxdash.warmup"):
+        warmup.default_view()
+    assert any("default view computed" in r.getMessage() for r in caplog.records)
+    assert not any(r.levelname == "WARNING" for r in caplog.records if r.name == "rxdash.warmup")

@@ -65,5 +65,20 @@ def render() -> None:
                             _parameters(measures.MeasureParams(), "measures")], ignore_index=True)
                  .astype({"value": str}), hide_index=True, width="stretch")
 
+    st.subheader("Choices behind the pages")
+    st.markdown(
+        "- **Filters.** Choosing clinics or specialties keeps the patients attributed to those clinicians; "
+        "the pooled value and the limits are then those of the selection. Clinicians under the sidebar's "
+        "minimum number of patients still count in the pooled value and limits; they are only not drawn.\n"
+        "- **Stored at load.** Long-term episodes and tapers are measured when data are loaded, with the "
+        "parameters above; the taper speed bands and the abrupt fraction apply when they are read, so the "
+        "sidebar can change them. Changing any other taper parameter needs a new load.\n"
+        "- **Previous period.** The Overview compares with the period of the same length just before, when "
+        "the data cover it.\n"
+        "- **Pseudonyms.** Clinicians are shown as a keyed hash of their id (stable within a deployment); "
+        "patients never appear, and taper trajectories show days from the start, not dates.\n"
+        "- **Events after tapers** are described by speed band, not attributed to the taper: who was tapered, "
+        "and why, differs between bands.")
+
     st.subheader("MME conversion factors")
     st.dataframe(_factor_table(), hide_index=True, width="stretch")

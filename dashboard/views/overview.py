@@ -52,6 +52,15 @@ def ranking(f: filters.Filters) -> pd.DataFrame:
     return table.sort_values(["mor", "p90_p10"], ascending=False, na_position="last").reset_index(drop=True)
 
 
+def queries(f: filters.Filters) -> list[tuple[str, dict[str, object]]]:
+    """Every query the page runs, so they can run side by side (data.warm) before it reads them."""
+    calls = [(m.query, f.measure_params(m)) for m in f.measures()] + [("tapers_attributed", f.taper_params())]
+    if previous := f.previous():
+        calls += [(f.measure(i).query, f.measure_params(f.measure(i), *previous))
+                  for i in ("multiple_prescribers", "high_dose_90", "high_dose_50")]
+    return calls
+
+
 def _delta(now: float, before: float | None, percent: bool) -> str | None:
     if before is None or now != now or before != before:
         return None
@@ -66,9 +75,10 @@ def render() -> None:
         return
     st.caption(f"How consistently clinicians prescribe opioids for persistent pain, and how fast they taper: "
                f"{f.period}, {f.scope}.")
+    previous = f.previous()
     try:
+        data.warm(queries(f))
         now = headline(f, f.start, f.end)
-        previous = f.previous()
         before = headline(f, *previous) if previous else {}
         monthly = data.query("monthly_opioid_fills", start=f.start, end=f.end, **f.clinician_params())
         ranked = ranking(f)

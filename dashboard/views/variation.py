@@ -8,7 +8,7 @@ from analysis import charts, measures, stats
 from dashboard import data, filters
 
 
-def _trend(f: filters.Filters, measure: measures.Measure) -> pd.DataFrame:
+def trend(f: filters.Filters, measure: measures.Measure) -> pd.DataFrame:
     """Consistency indices for each quarter of the period (each quarter's rows come from the cache)."""
     out = []
     for q_start, q_end in measures.quarters(f.start, f.end):
@@ -86,10 +86,10 @@ def render() -> None:
             shown, f"{measure.title}: clinicians' shrunken values by clinic, {f.period}", value_label,
             result.pooled, percent), theme=None, width="stretch")
 
-    trend = _trend(f, measure)
-    if len(trend) >= 2:
+    by_quarter = trend(f, measure)
+    if len(by_quarter) >= 2:
         st.plotly_chart(charts.consistency_trend_chart(
-            trend, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
+            by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
             theme=None, width="stretch")
     else:
         st.info("Pick a period of two quarters or more to see whether variation is narrowing.",

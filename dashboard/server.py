@@ -1,0 +1,23 @@
+"""Start the Streamlit server with the dashboard's modules already imported.
+
+Streamlit imports an app's modules when the first visitor arrives; pandas, scipy, plotly and the database
+drivers take a few seconds to import on a small server, and that visitor would wait for them. Importing
+them here, before the server starts, moves that cost to start-up; then the default view is computed in
+the background as soon as the server is up (dashboard/warmup.py). `rxdash serve` runs this module.
+"""
+from __future__ import annotations
+
+import sys
+
+# The pages and everything they import (analysis, pandas, scipy, plotly, SQLAlchemy, DuckDB's driver).
+import duckdb_engine  # noqa: F401
+import psycopg  # noqa: F401
+from streamlit.web import cli
+
+from dashboard import data, filters, pages, warmup  # noqa: F401
+from dashboard.views import data_quality, methods, overview, profile, tapers, variation  # noqa: F401
+
+if __name__ == "__main__":
+    warmup.start_when_ready()
+    sys.argv = ["streamlit", "run", *sys.argv[1:]]
+    sys.exit(cli.main(prog_name="streamlit"))
