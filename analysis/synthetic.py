@@ -22,7 +22,7 @@ DATA_START = dt.date(2023, 1, 1)
 DATA_END = dt.date(2025, 12, 31)
 SAMPLE_SEED = 7          # data/sample/ was made with `rxdash generate --patients 1200 --seed 7`
 SAMPLE_PATIENTS = 1200
-PRESCRIPTIONS_PER_PATIENT = 17.9  # the generator's average, for sizing a run by prescriptions
+PRESCRIPTIONS_PER_PATIENT = 18.2  # the generator's average, for sizing a run by prescriptions
 
 CLINIC_NAMES = ["Riverside Family Practice", "Northgate Health Centre", "Hillcrest Pain and Spine",
                 "Lakeview Community Clinic", "Meadowbrook Internal Medicine", "Harbour Street Surgery",
@@ -251,7 +251,8 @@ def _patient(rng: random.Random, w: _Writer, index: int, docs: list[Clinician], 
         _long_term(rng, p, DATA_START + dt.timedelta(days=rng.randint(0, 200)), doc, course="stable")
     elif kind < 0.86:
         course = "abrupt" if rng.random() < doc.abrupt_rate * 1.5 else "taper"
-        _long_term(rng, p, DATA_START + dt.timedelta(days=rng.randint(0, 120)), doc, course=course)
+        # Starts spread over the first 20 months, so tapers and stops fall in every year of the data.
+        _long_term(rng, p, DATA_START + dt.timedelta(days=rng.randint(0, 600)), doc, course=course)
     else:
         _acute(rng, p, start, doc, becomes_long_term=True)
     if rng.random() < 0.06:

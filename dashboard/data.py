@@ -104,7 +104,8 @@ def _plain_errors(url: str, name: str):
         text = _first_line(e)
         if "does not exist" in text or "Catalog Error" in text:
             raise DataUnavailable(
-                "The database has no prescribing data yet. Load some with `rxdash load DIR`, "
+                "The database has no prescribing data yet, or was loaded by an older version of rxdash. "
+                "Load your data with `rxdash load DIR` (add `--replace` to load it again), "
                 "or start the demo with `rxdash demo`.") from None
         raise DataUnavailable(f"A query failed ({name}: {text}).") from None
 

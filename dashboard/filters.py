@@ -164,6 +164,16 @@ def remember(key: str, value: str) -> None:
     st.session_state[f"_kept_{key}"] = value
 
 
+def tabs(key: str, labels: tuple[str, ...]) -> list:
+    """Tabs whose content runs only when opened (each chart costs the browser time to draw); the open tab
+    is a page choice kept in the URL (`?view=By clinic`), so a link can open it."""
+    page_choice(key, list(labels))
+    containers = st.tabs(list(labels), key=key, on_change="rerun")
+    if st.session_state.get(key) not in (None, labels[0]):
+        remember(key, st.session_state[key])
+    return containers
+
+
 def _seed_from_url(bounds: tuple[dt.date, dt.date], clinics: list[str], specialties: list[str]) -> None:
     """Put values from the URL into the widgets' state when they are new input (not our own echo)."""
     ss = st.session_state

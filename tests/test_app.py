@@ -196,11 +196,15 @@ def test_variation_minimum_patients_and_highlight(worked):
     assert label("D3") in names
 
 
-def test_variation_clinic_chart_and_table(worked):
+def test_variation_tabs_draw_only_when_opened_and_come_from_the_link(worked):
     at = run("variation", {**H1, "measure": "high_dose_50"})
     titles = [c["layout"]["title"]["text"] for c in charts(at)]
-    assert any(t.startswith("Long-term patients at 50 MME a day or more: clinicians' shrunken values by clinic")
-               for t in titles)
+    assert len(titles) == 2 and "shrunken values with 95% intervals" in titles[1]   # funnel and the first tab
+    at = run("variation", {**H1, "measure": "high_dose_50", "view": "By clinic"})
+    titles = [c["layout"]["title"]["text"] for c in charts(at)]
+    assert titles[1].startswith("Long-term patients at 50 MME a day or more: clinicians' shrunken values by clinic")
+    assert at.query_params["view"] == "By clinic"
+    at = run("variation", {**H1, "measure": "high_dose_50", "view": "The numbers"})
     table = at.dataframe[0].value
     assert sorted(table["denominator"]) == [1, 2, 2] and set(table["clinic_name"]) == {"North", "South"}
 
@@ -211,11 +215,10 @@ def test_variation_says_when_a_measure_has_no_cases(worked):
 
 
 def test_variation_on_the_sample_shows_clinics_and_the_quarterly_trend(sample_env):
-    at = run("variation", timeout=180)
+    at = run("variation", {"view": "Are we converging?"}, timeout=180)
     specs = charts(at)
     titles = [s["layout"]["title"]["text"] for s in specs]
     assert titles[0] == "Long-term patients at 90 MME a day or more: clinicians compared, 01 Jan 2025 to 31 Dec 2025"
-    assert titles[1].startswith("Long-term patients at 90 MME a day or more: shrunken values with 95% intervals")
     trend = next(s for s in specs if "are we converging?" in s["layout"]["title"]["text"])
     assert [q[:10] for q in trend["data"][0]["x"]] == ["2025-01-01", "2025-04-01", "2025-07-01", "2025-10-01"]
     at.selectbox(key="measure").set_value("multiple_prescribers").run()
@@ -230,6 +233,9 @@ def test_tapers_page_speeds_trajectories_and_events(worked):
     m = metrics(at)
     assert m["Tapers and discontinuations"] == "2" and m["Abrupt discontinuations"] == "1"
     specs = charts(at)
+    assert specs[1]["layout"]["title"]["text"].startswith("Taper categories by clinician")   # the first tab
+    specs = charts(run("tapers", {**H1, "panel": "Daily dose around tapers"})) + \
+        charts(run("tapers", {**H1, "panel": "What followed"}))
     speed = specs[0]
     assert speed["layout"]["title"]["text"] == "How fast doses fell: 2 tapers starting 01 Jan 2025 to 30 Jun 2025"
     notes = [a["text"] for a in speed["layout"]["annotations"]]

@@ -24,7 +24,7 @@ def test_load_prints_counts_and_writes_rejects_in_the_working_folder(tmp_path):
     result = run("load", str(SAMPLE), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     table = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if ".csv " in line}
-    assert table["prescriptions.csv"] == ["22,772", "22,759", "13"]
+    assert table["prescriptions.csv"] == ["21,894", "21,881", "13"]
     assert table["patients.csv"] == ["1,202", "1,200", "2"]
     assert "rejected 2 × conflicting_duplicate" in result.stdout
     assert (tmp_path / "rxdash.duckdb").is_file()  # the default embedded database

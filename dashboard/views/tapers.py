@@ -8,6 +8,7 @@ from analysis import charts, tapering
 from dashboard import data, filters, pages
 
 RAPID_MEASURES = ("taper_rapid", "abrupt_discontinuation")
+TABS = ("By clinician", "Daily dose around tapers", "What followed")
 
 
 def period_tapers(f: filters.Filters) -> pd.DataFrame:
@@ -52,6 +53,22 @@ def render() -> None:
     st.plotly_chart(charts.taper_speed_chart(tapers, f.period, params.gradual_max_pct, params.rapid_min_pct),
                     theme=None, width="stretch")
 
+    by_clinician_tab, trajectories_tab, outcomes_tab = filters.tabs("panel", TABS)
+    with by_clinician_tab:
+        if by_clinician_tab.open:
+            _by_clinician(f, tapers)
+    with trajectories_tab:
+        if trajectories_tab.open:
+            st.caption("Twelve tapers spread from the slowest to the fastest, each as % of its baseline dose, from "
+                       "180 days before to 210 days after the start. Patients are not identified and dates are not "
+                       "shown.")
+            trajectories(f, tapers, f"Daily dose around {min(12, len(tapers))} of {len(tapers):,} tapers, {f.period}")
+    with outcomes_tab:
+        if outcomes_tab.open:
+            _outcomes(f, tapers)
+
+
+def _by_clinician(f: filters.Filters, tapers: pd.DataFrame) -> None:
     by_clinician = tapers.assign(clinician_id=tapers["clinician_id"].map(f.label))
     counts = by_clinician["clinician_id"].value_counts()
     by_clinician = by_clinician[by_clinician["clinician_id"].isin(counts[counts >= f.min_patients].index)]
@@ -64,12 +81,9 @@ def render() -> None:
         col.page_link(pages.page("variation"), label=f.measure(measure_id).title, icon=":material/scatter_plot:",
                       query_params={"measure": measure_id})
 
-    st.subheader("Daily dose around tapers")
-    st.caption("Twelve tapers spread from the slowest to the fastest, each as % of its baseline dose, from 180 "
-               "days before to 210 days after the start. Patients are not identified and dates are not shown.")
-    trajectories(f, tapers, f"Daily dose around {min(12, len(tapers))} of {len(tapers):,} tapers, {f.period}")
 
-    st.subheader("What followed")
+def _outcomes(f: filters.Filters, tapers: pd.DataFrame) -> None:
+    params = f.tapers()
     outcomes = data.query("taper_outcomes", **f.taper_params())
     if outcomes.empty:
         st.info("No events (emergency visits, overdoses, crises) are loaded, so what followed tapers cannot be "

@@ -8,6 +8,9 @@ from analysis import charts, measures, stats
 from dashboard import data, filters
 
 
+TABS = ("Ranked, allowing for chance", "By clinic", "Are we converging?", "The numbers")
+
+
 def trend(f: filters.Filters, measure: measures.Measure) -> pd.DataFrame:
     """Consistency indices for each quarter of the period (each quarter's rows come from the cache)."""
     out = []
@@ -80,21 +83,36 @@ def render() -> None:
                + (f"; {hidden:,} with fewer than {f.min_patients} patients are counted but not drawn" if hidden else "")
                + f". Numerator: {measure.numerator}. Denominator: {measure.denominator}. "
                f"Attribution: {measures.ATTRIBUTION_RULE}")
-    st.plotly_chart(caterpillar, theme=None, width="stretch")
-    if measure.unit == "clinician" and shown["clinic_name"].nunique() >= 1:
-        st.plotly_chart(charts.clinic_distribution_chart(
-            shown, f"{measure.title}: clinicians' shrunken values by clinic, {f.period}", value_label,
-            result.pooled, percent), theme=None, width="stretch")
+    # The detail comes in tabs that run only when opened (each chart costs the browser time to draw).
+    ranked_tab, clinic_tab, quarter_tab, table_tab = filters.tabs("view", TABS)
+    with ranked_tab:
+        if ranked_tab.open:
+            st.plotly_chart(caterpillar, theme=None, width="stretch")
+    with clinic_tab:
+        if clinic_tab.open:
+            if measure.unit == "clinician":
+                st.plotly_chart(charts.clinic_distribution_chart(
+                    shown, f"{measure.title}: clinicians' shrunken values by clinic, {f.period}", value_label,
+                    result.pooled, percent), theme=None, width="stretch")
+            else:
+                st.info("This measure is compared between clinics: see the funnel plot above.", icon=":material/info:")
+    with quarter_tab:
+        if quarter_tab.open:
+            by_quarter = trend(f, measure)
+            if len(by_quarter) >= 2:
+                st.plotly_chart(charts.consistency_trend_chart(
+                    by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
+                    theme=None, width="stretch")
+            else:
+                st.info("Pick a period of two quarters or more to see whether variation is narrowing.",
+                        icon=":material/info:")
+    with table_tab:
+        if table_tab.open:
+            _table(shown, measure, percent)
 
-    by_quarter = trend(f, measure)
-    if len(by_quarter) >= 2:
-        st.plotly_chart(charts.consistency_trend_chart(
-            by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
-            theme=None, width="stretch")
-    else:
-        st.info("Pick a period of two quarters or more to see whether variation is narrowing.",
-                icon=":material/info:")
-    st.subheader("The numbers behind the charts")
+
+def _table(shown: pd.DataFrame, measure: measures.Measure, percent: bool) -> None:
+    st.caption("The numbers behind the charts: shrunken values allow for chance; flags are outside the 99.8% limits.")
     fmt = "percent" if percent else "%.1f"
     table = shown[["unit_label", "clinic_name", "numerator", "denominator", "value", "shrunk_value", "shrunk_lower",
                    "shrunk_upper", "flag"]].sort_values("shrunk_value", ascending=False)

@@ -61,7 +61,11 @@ def test_a_shared_link_opens_the_same_view(server, page):
     page.get_by_text("Opioids with benzodiazepines: clinicians compared, 01 Jan 2025 to 30 Jun 2025").first.wait_for(
         timeout=60_000)
     no_exception(page)
-    assert page.locator(".js-plotly-plot").count() >= 3   # funnel, caterpillar, clinics (trend: 2 quarters)
+    assert page.locator(".js-plotly-plot").count() == 2   # funnel and the first tab's caterpillar
+    page.get_by_role("tab", name="Are we converging?").click()
+    page.get_by_text("are we converging? Variation between clinicians by quarter").first.wait_for(timeout=60_000)
+    page.wait_for_url(re.compile(r"view=Are"), timeout=30_000)
+    no_exception(page)
     screenshot(page, "variation-shared-link")
 
 
@@ -77,14 +81,22 @@ def test_overview_ranking_links_to_the_measure_panel(server, page):
     no_exception(page)
 
 
-def test_clinician_variation_page(server, page):
-    page.goto(server + "/variation")
+@pytest.mark.parametrize("path, markers, plots", [
+    ("/variation", ["clinicians compared", "shrunken values with 95% intervals"], 2),   # funnel, first tab
+    ("/variation?view=Are+we+converging%3F", ["clinicians compared", "are we converging?"], 2),
+    ("/tapers", ["How fast doses fell", "Taper categories by clinician"], 2),
+    ("/tapers?panel=What+followed", ["Tapers followed by an event within 30 and 90 days"], 2),
+    ("/methods", ["Abrupt discontinuations (abrupt_discontinuation)", "MME conversion factors"], 0),
+])
+def test_page_renders_all_its_parts(server, page, path, markers, plots):
+    page.goto(server + path)
     wait_for_app(page)
-    page.get_by_text("clinicians compared").first.wait_for(timeout=60_000)
-    page.get_by_text("are we converging?").first.wait_for(timeout=60_000)
+    for text in markers:
+        page.get_by_text(text).first.wait_for(timeout=60_000)
+    wait_for_app(page)
     no_exception(page)
-    assert page.locator(".js-plotly-plot").count() == 4   # funnel, caterpillar, clinics, quarterly trend
-    screenshot(page, "variation")
+    assert page.locator(".js-plotly-plot").count() == plots
+    screenshot(page, path.strip("/").split("?")[0] + ("-" + path.split("=")[-1][:12] if "?" in path else ""))
 
 
 def test_open_a_clinician_profile(server, page):
@@ -102,16 +114,6 @@ def test_open_a_clinician_profile(server, page):
     screenshot(page, "profile")
 
 
-def test_tapers_page(server, page):
-    page.goto(server + "/tapers")
-    wait_for_app(page)
-    page.get_by_text("How fast doses fell").first.wait_for(timeout=60_000)
-    page.get_by_text("Tapers followed by an event within 30 and 90 days").first.wait_for(timeout=60_000)
-    no_exception(page)
-    assert page.locator(".js-plotly-plot").count() == 4   # speeds, categories, trajectories, events
-    screenshot(page, "tapers")
-
-
 def test_navigate_to_data_quality_from_the_sidebar(server, page):
     page.goto(server + "/")
     wait_for_app(page)
@@ -120,11 +122,3 @@ def test_navigate_to_data_quality_from_the_sidebar(server, page):
     assert "/data-quality" in page.url
     no_exception(page)
     screenshot(page, "data-quality")
-
-
-def test_methods_page_lists_the_measures(server, page):
-    page.goto(server + "/methods")
-    wait_for_app(page)
-    page.get_by_text("Abrupt discontinuations (abrupt_discontinuation)").first.wait_for(timeout=30_000)
-    no_exception(page)
-    screenshot(page, "methods")
