@@ -86,6 +86,15 @@ def has_schema(conn: sa.Connection) -> bool:
     return sa.inspect(conn).has_table("prescriptions")
 
 
+DERIVED_TABLES = ("daily_dose_segments", "stored_tapers", "stored_ltot_episodes")
+
+
+def is_current(conn: sa.Connection) -> bool:
+    """True when every table a load derives exists (a database loaded by an older version lacks some)."""
+    inspector = sa.inspect(conn)
+    return all(inspector.has_table(t) for t in ("prescriptions", *DERIVED_TABLES))
+
+
 def read_frame(conn: sa.Connection, name: str, params: dict[str, object] | None = None):
     """Run queries/<name>.sql with bound parameters and return a pandas DataFrame."""
     import pandas as pd

@@ -106,14 +106,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def ensure_sample_database(url: str) -> bool:
-    """Load the bundled sample into the database if it holds no prescriptions; True when it loaded."""
+    """Load the bundled sample into the database if it holds no prescriptions, or was loaded by an older
+    version (a derived table is missing); True when it loaded."""
     import sqlalchemy as sa
 
     from analysis import db, ingest, synthetic
 
     engine = db.make_engine(url)
     with engine.connect() as conn:
-        if db.has_schema(conn) and conn.execute(sa.text("select count(*) from prescriptions")).scalar_one():
+        if db.is_current(conn) and conn.execute(sa.text("select count(*) from prescriptions")).scalar_one():
             engine.dispose()
             return False
     with tempfile.TemporaryDirectory() as tmp:

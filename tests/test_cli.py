@@ -98,3 +98,24 @@ def test_summarize_refuses_a_period_that_ends_before_it_starts(tmp_path, sample_
     bad = run("summarize", "--db", sample_duckdb, "--start", "2024-13-01", "--end", "2024-12-31", "--out", "x",
               cwd=tmp_path)
     assert bad.returncode == 2 and "'2024-13-01' is not a date in YYYY-MM-DD form" in bad.stderr
+
+
+def test_demo_database_is_rebuilt_when_an_older_version_made_it(tmp_path):
+    from analysis import db
+    from dashboard import cli
+
+    url = f"duckdb:///{tmp_path / 'demo.duckdb'}"
+    assert cli.ensure_sample_database(url) is True           # first start: built
+    assert cli.ensure_sample_database(url) is False          # then kept
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("drop table stored_tapers")     # as a database from before tapers were stored
+    with engine.connect() as conn:
+        assert not db.is_current(conn)
+    engine.dispose()
+    assert cli.ensure_sample_database(url) is True           # rebuilt, not served broken
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        assert db.is_current(conn)
+        assert conn.exec_driver_sql("select count(*) from prescriptions").scalar() == 21_881
+    engine.dispose()
