@@ -226,6 +226,15 @@ def test_variation_on_the_sample_shows_clinics_and_the_quarterly_trend(sample_en
     assert metrics(at)["Clinics"] == "5"
 
 
+def test_the_factor_set_changes_the_doses(sample_env):
+    # Tramadol and tapentadol have no factor in the CDC 2016 set: long-term patients' average dose falls.
+    def pooled(factors):
+        query = {"measure": "mean_daily_mme", **({"factors": factors} if factors else {})}
+        return float(metrics(run("variation", query, timeout=180))["Pooled value"].split()[0])
+
+    assert pooled("cdc2016") < pooled(None)
+
+
 # --- Tapers ------------------------------------------------------------------------------------------
 
 def test_tapers_page_speeds_trajectories_and_events(worked):
@@ -294,6 +303,9 @@ def test_profile_asks_for_a_clinician_and_says_when_there_is_nothing(worked):
 
 def test_data_quality_lists_rejections_and_drug_descriptions(sample_env):
     at = run("data-quality")
+    m = metrics(at)
+    assert (m["Clinics"], m["Clinicians"], m["Prescriptions"]) == ("5", "40", "21,881")
+    assert "Fills from 01 Jan 2023 to 31 Dec 2025" in " ".join(c.value for c in at.caption)
     latest = at.dataframe[0].value.set_index("table_name")
     assert latest.loc["prescriptions", "rows_rejected"] == 13
     assert "Rows rejected by the latest load" in at.get("plotly_chart")[0].proto.spec

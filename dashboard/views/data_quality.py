@@ -14,12 +14,24 @@ def render() -> None:
         history = data.query("load_history")
         reasons = data.query("reject_reasons")
         drugs = data.query("drug_mapping")
+        summary = data.query("data_summary").iloc[0]
     except data.DataUnavailable as e:
         st.info(str(e), icon=":material/info:")
         return
     if history.empty:
         st.info("Nothing has been loaded yet. Load a folder of CSV files with `rxdash load DIR`.")
         return
+
+    st.subheader("What is loaded")
+    cols = st.columns(5)
+    cols[0].metric("Clinics", f"{summary['clinics']:,}")
+    cols[1].metric("Clinicians", f"{summary['clinicians']:,}")
+    cols[2].metric("Patients", f"{summary['patients']:,}")
+    cols[3].metric("Prescriptions", f"{summary['prescriptions']:,}")
+    cols[4].metric("Events", f"{summary['events']:,}")
+    if summary["first_fill"] is not None:
+        st.caption(f"Fills from {summary['first_fill']:%d %b %Y} to {summary['last_fill']:%d %b %Y}; the last fill "
+                   "date stands for the extract date (supply running past it is not yet known).")
 
     latest = history[history["run_id"] == history["run_id"].iloc[0]]
     st.subheader("Latest load")
