@@ -28,8 +28,8 @@ CHROMIUM = os.environ.get("RXDASH_CHROMIUM", "/usr/bin/chromium")
 # url path (with query) -> text that appears once the page's last element has rendered
 PAGES = {
     "overview": ("/", "Patients filling an opioid analgesic, by month"),
-    "variation": ("/variation", "The numbers behind the charts"),
-    "tapers": ("/tapers", "Tapers followed by an event within 30 and 90 days"),
+    "variation": ("/variation", "shrunken values with 95% intervals"),      # the funnel, then the first tab
+    "tapers": ("/tapers", "Taper categories by clinician"),                  # the speeds, then the first tab
     "profile": ("/profile?clinician={clinician}", "Your tapers"),
     "data-quality": ("/data-quality", "Drug descriptions"),
     "methods": ("/methods", "MME conversion factors"),
