@@ -70,3 +70,13 @@ def outcomes_by_band(tapers: pd.DataFrame, outcomes: pd.DataFrame, gradual_max: 
     out["within_90"] = out["events_90"] / out["tapers"].where(out["tapers"] > 0)
     out["band"] = out["band"].astype(str)
     return out
+
+
+def speed_counts(tapers: pd.DataFrame, width: float = 5.0) -> pd.DataFrame:
+    """Tapers per band of speed (from, to, tapers), the histogram's bins: [0, 5), [5, 10), ... [95, 100]."""
+    edges = np.arange(0, 100 + width, width)
+    binned = pd.cut(tapers["max_monthly_reduction_pct"].clip(0, 100), edges, right=False, include_lowest=True)
+    counts = binned.value_counts(sort=False)
+    # 100%/month (an abrupt stop) belongs in the last bin, as in the chart.
+    counts.iloc[-1] += int((tapers["max_monthly_reduction_pct"] >= 100).sum())
+    return pd.DataFrame({"pct_from": edges[:-1], "pct_to": edges[1:], "tapers": counts.to_numpy()})

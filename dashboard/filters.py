@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import streamlit as st
 
-from analysis import dose, measures, privacy, summary
+from analysis import dose, exports, measures, privacy, summary
 from dashboard import data
 
 STATE = "_filters"
@@ -98,6 +98,14 @@ class Filters:
         out["unit_label"] = out["unit_id"].map(self.label if measure.unit == "clinician" else clinic)
         out["clinic_name"] = out["clinic_id"].map(clinic)
         return out
+
+    def context(self, title: str, clinicians: int | None = None, patients: int | None = None,
+                min_cell: int = 11) -> exports.Context:
+        """What an exported chart's footer says about these filters."""
+        return exports.Context(title, self.period, self.scope, clinicians, patients,
+                               f"dose thresholds {self.low_mme:g}/{self.high_mme:g} MME a day; taper bands "
+                               f"{self.gradual_max_pct:g}%/{self.rapid_min_pct:g}% a month",
+                               self.factor_set, self.exclusions, min_cell)
 
     @property
     def period(self) -> str:
@@ -194,6 +202,11 @@ def _seed_from_url(bounds: tuple[dt.date, dt.date], clinics: list[str], specialt
                            ("min_patients", 1, 10_000)):
         if (values := fresh(key)) and (value := _number(values[0], low, high)) is not None:
             ss[f"f_{key}"] = int(value) if key == "min_patients" else value
+
+
+def describe(f: Filters) -> dict[str, object]:
+    """The filters in force as plain values (for the audit log): what the link would carry."""
+    return {k: v if len(v) > 1 else v[0] for k, v in _to_url(f).items()}
 
 
 def _to_url(f: Filters) -> dict[str, list[str]]:

@@ -372,3 +372,13 @@ def test_start_up_warm_up_computes_the_default_view(worked, caplog):
         warmup.default_view()
     assert any("default view computed" in r.getMessage() for r in caplog.records)
     assert not any(r.levelname == "WARNING" for r in caplog.records if r.name == "rxdash.warmup")
+
+
+def test_charts_offer_downloads_without_building_them(worked):
+    at = run("variation", {**H1, "measure": "high_dose_50"})
+    keys = {b.key for b in at.get("download_button")}
+    assert {"dl_high_dose_50_funnel_png", "dl_high_dose_50_funnel_svg", "dl_high_dose_50_funnel_pdf",
+            "dl_high_dose_50_funnel_html", "dl_high_dose_50_funnel_csv"} <= keys
+    at = run("tapers", {**H1, "panel": "Daily dose around tapers"})
+    keys = {b.key for b in at.get("download_button")}
+    assert "dl_taper_trajectories_png" in keys and "dl_taper_trajectories_csv" not in keys   # no patient data

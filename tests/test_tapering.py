@@ -49,3 +49,9 @@ def test_events_after_tapers_by_speed_band():
     assert got.loc["> 40%/month", ["within_30", "within_90"]].tolist() == [0.5, 0.5]
     none = tapering.outcomes_by_band(tapers.head(1), outcomes.head(0), 10, 40).set_index("band")
     assert none.loc["≤ 10%/month", "within_90"] == 0.0 and np.isnan(none.loc["> 40%/month", "within_90"])
+
+
+def test_speed_counts_follow_the_histogram_bins():
+    tapers = pd.DataFrame({"max_monthly_reduction_pct": [0.0, 4.9, 5.0, 42.0, 100.0, 100.0]})
+    got = tapering.speed_counts(tapers).set_index("pct_from")["tapers"]
+    assert got[0.0] == 2 and got[5.0] == 1 and got[40.0] == 1 and got[95.0] == 2 and got.sum() == 6

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from analysis import charts, measures, stats
-from dashboard import data, filters, pages
+from analysis import charts, exports, measures, stats
+from dashboard import data, downloads, filters, pages
 
 
 def headline(f: filters.Filters, start: dt.date, end: dt.date) -> dict[str, float]:
@@ -129,4 +129,6 @@ def render() -> None:
             cells[5].write(f"{row.flagged:,}")
 
     if not monthly.empty:
-        st.plotly_chart(charts.monthly_fills_chart(monthly, f.period), theme=None, width="stretch")
+        downloads.show(charts.monthly_fills_chart(monthly, f.period), "opioid_fills_by_month", f,
+                       f.context("Patients filling an opioid analgesic, by month"),
+                       lambda: exports.suppressed_csv(monthly, counts=["patients", "prescriptions"]))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import charts, measures
-from dashboard import data, filters
+from analysis import charts, exports, measures
+from dashboard import data, downloads, filters
 from dashboard.views import tapers as taper_view
 
 URL_KEY = "clinician"
@@ -95,8 +95,12 @@ def render() -> None:
             "Compared with peers": rows["position"],
         })
         st.dataframe(table, hide_index=True, width="stretch")
-        st.plotly_chart(charts.peer_strip_chart(rows, f"{name} (diamond) among peers (grey), {f.period}"),
-                        theme=None, width="stretch")
+        title = f"{name} (diamond) among peers (grey), {f.period}"
+        export = table.rename(columns={"Your patients": "patients"})
+        downloads.show(charts.peer_strip_chart(rows, title), f"profile_{code}", f,
+                       f.context(title, clinicians=int(rows["n_peers"].max()) + 1),
+                       lambda: exports.suppressed_csv(export, counts=["patients"],
+                                                      derived=["Your figure (allowing for chance)"]))
         st.caption("Lower is not always better: the average dose, for one, carries no verdict. A figure outside "
                    "the range chance would explain is a question worth a conversation, not an answer. "
                    f"Attribution: {measures.ATTRIBUTION_RULE}")

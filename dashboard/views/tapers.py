@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import charts, tapering
-from dashboard import data, filters, pages
+from analysis import charts, exports, tapering
+from dashboard import data, downloads, filters, pages
 
 RAPID_MEASURES = ("taper_rapid", "abrupt_discontinuation")
 TABS = ("By clinician", "Daily dose around tapers", "What followed")
@@ -22,7 +22,9 @@ def trajectories(f: filters.Filters, tapers: pd.DataFrame, title: str, n: int = 
     picked = tapering.pick(tapers, n)
     segments = data.query("taper_trajectories", **f.dose().sql(), patient_ids=tuple(sorted(picked["patient_id"])))
     relative = tapering.relative_segments(segments, picked, f.data_end)
-    st.plotly_chart(charts.trajectories_chart(relative, picked, title), theme=None, width="stretch")
+    # Images only: the data behind are patients' own doses, which never leave the dashboard.
+    downloads.show(charts.trajectories_chart(relative, picked, title), "taper_trajectories", f,
+                   f.context(title, patients=len(picked)))
 
 
 def render() -> None:
@@ -50,8 +52,10 @@ def render() -> None:
     metrics[2].metric(f"Within {params.gradual_max_pct:g}%/month",
                       f"{(tapers['max_monthly_reduction_pct'] <= params.gradual_max_pct).mean():.0%}")
     metrics[3].metric("Abrupt discontinuations", f"{(tapers['category'] == 'abrupt_discontinuation').sum():,}")
-    st.plotly_chart(charts.taper_speed_chart(tapers, f.period, params.gradual_max_pct, params.rapid_min_pct),
-                    theme=None, width="stretch")
+    speeds = tapering.speed_counts(tapers)
+    downloads.show(charts.taper_speed_chart(tapers, f.period, params.gradual_max_pct, params.rapid_min_pct),
+                   "taper_speeds", f, f.context("How fast doses fell", patients=len(tapers)),
+                   lambda: exports.suppressed_csv(speeds, counts=["tapers"]))
 
     by_clinician_tab, trajectories_tab, outcomes_tab = filters.tabs("panel", TABS)
     with by_clinician_tab:
@@ -73,7 +77,12 @@ def _by_clinician(f: filters.Filters, tapers: pd.DataFrame) -> None:
     counts = by_clinician["clinician_id"].value_counts()
     by_clinician = by_clinician[by_clinician["clinician_id"].isin(counts[counts >= f.min_patients].index)]
     if not by_clinician.empty:
-        st.plotly_chart(charts.taper_categories_chart(by_clinician, f.period), theme=None, width="stretch")
+        counts = by_clinician.groupby(["clinician_id", "category"]).size().rename("tapers").reset_index() \
+            .rename(columns={"clinician_id": "clinician"})
+        downloads.show(charts.taper_categories_chart(by_clinician, f.period), "taper_categories", f,
+                       f.context("Taper categories by clinician", clinicians=counts["clinician"].nunique(),
+                                 patients=len(by_clinician)),
+                       lambda: exports.suppressed_csv(counts, counts=["tapers"]))
     st.caption("Are some clinicians' tapers faster than chance would explain? The funnel plots weigh each "
                "clinician's share against their number of tapers:")
     links = st.columns(len(RAPID_MEASURES))
@@ -91,8 +100,11 @@ def _outcomes(f: filters.Filters, tapers: pd.DataFrame) -> None:
         return
     outcomes = outcomes.merge(tapers[["patient_id", "taper_start"]], on=["patient_id", "taper_start"])
     bands = tapering.outcomes_by_band(tapers, outcomes, params.gradual_max_pct, params.rapid_min_pct)
-    st.plotly_chart(charts.outcomes_chart(bands, f"Tapers followed by an event within 30 and 90 days, by speed, "
-                                                 f"{f.period}"), theme=None, width="stretch")
+    downloads.show(charts.outcomes_chart(bands, f"Tapers followed by an event within 30 and 90 days, by speed, "
+                                                f"{f.period}"), "events_after_tapers", f,
+                   f.context("Tapers followed by an event, by speed", patients=len(tapers)),
+                   lambda: exports.suppressed_csv(bands, counts=["tapers", "events_30", "events_90"],
+                                                  derived=["within_30", "within_90"]))
     st.caption("Events are any emergency visit, overdose or crisis recorded for the patient after the taper "
                "started. This is a description, not a cause: faster tapers may differ in who was tapered and "
                "why (Agnoli 2021 found more overdoses and mental-health crises after faster tapers).")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import charts, measures, stats
-from dashboard import data, filters
+from analysis import charts, exports, measures, stats
+from dashboard import data, downloads, filters
 
 
 TABS = ("Ranked, allowing for chance", "By clinic", "Are we converging?", "The numbers")
@@ -75,7 +75,10 @@ def render() -> None:
         charts.highlight(funnel, row["denominator"], row["value"], highlight, percent)
         rank = int((shown["shrunk_value"] < row["shrunk_value"]).sum()) + 1
         charts.highlight(caterpillar, rank, row["shrunk_value"], highlight, percent)
-    st.plotly_chart(funnel, theme=None, width="stretch")
+    context = f.context(measure.title, clinicians=len(units) if measure.unit == "clinician" else None,
+                        patients=int(units["denominator"].sum()) if measure.kind == "proportion" else None)
+    csv = lambda: exports.measure_csv(units, measure)  # noqa: E731 - built only when the button is pressed
+    downloads.show(funnel, f"{measure.id}_funnel", f, context, csv)
     hidden = len(units) - len(shown)
     st.caption(f"Limits: {result.limits} (φ {result.phi:.2f}, τ² {result.tau2:.3g}) around the pooled value of "
                f"the {unit_word} selected ({f.scope}). {unit_word.capitalize()} with fewer than "
@@ -87,22 +90,23 @@ def render() -> None:
     ranked_tab, clinic_tab, quarter_tab, table_tab = filters.tabs("view", TABS)
     with ranked_tab:
         if ranked_tab.open:
-            st.plotly_chart(caterpillar, theme=None, width="stretch")
+            downloads.show(caterpillar, f"{measure.id}_ranked", f, context, csv)
     with clinic_tab:
         if clinic_tab.open:
             if measure.unit == "clinician":
-                st.plotly_chart(charts.clinic_distribution_chart(
+                downloads.show(charts.clinic_distribution_chart(
                     shown, f"{measure.title}: clinicians' shrunken values by clinic, {f.period}", value_label,
-                    result.pooled, percent), theme=None, width="stretch")
+                    result.pooled, percent), f"{measure.id}_by_clinic", f, context, csv)
             else:
                 st.info("This measure is compared between clinics: see the funnel plot above.", icon=":material/info:")
     with quarter_tab:
         if quarter_tab.open:
             by_quarter = trend(f, measure)
             if len(by_quarter) >= 2:
-                st.plotly_chart(charts.consistency_trend_chart(
+                downloads.show(charts.consistency_trend_chart(
                     by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
-                    theme=None, width="stretch")
+                    f"{measure.id}_by_quarter", f, context,
+                    lambda: exports.suppressed_csv(by_quarter, counts=[]))
             else:
                 st.info("Pick a period of two quarters or more to see whether variation is narrowing.",
                         icon=":material/info:")

@@ -13,6 +13,7 @@ import pytest
 
 CHROMIUM = os.environ.get("RXDASH_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+AUDIT_LOG = ARTIFACTS / "audit.jsonl"   # the test server's export audit log
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -27,9 +28,12 @@ def _free_port() -> int:
 def server(sample_duckdb, tmp_path_factory):
     """`rxdash serve` on the sample database; prints the server log if it dies."""
     port = _free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    AUDIT_LOG.unlink(missing_ok=True)
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     log = log_path.open("w")
     env = {k: v for k, v in os.environ.items() if k != "RXDASH_DB_URL"}
+    env["RXDASH_AUDIT_LOG"] = str(AUDIT_LOG)
     proc = subprocess.Popen([sys.executable, "-m", "dashboard", "serve", "--db", sample_duckdb, "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -68,7 +72,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     pg = context.new_page()
     yield pg
     context.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,30 @@ def test_navigate_to_data_quality_from_the_sidebar(server, page):
     assert "/data-quality" in page.url
     no_exception(page)
     screenshot(page, "data-quality")
+
+
+def test_download_the_funnel_as_png_and_its_data_as_csv(server, page):
+    import json
+    import struct
+
+    from tests.browser.conftest import AUDIT_LOG
+
+    page.goto(server + "/variation?measure=benzo_overlap")
+    wait_for_app(page)
+    page.get_by_text("clinicians compared").first.wait_for(timeout=60_000)
+    buttons = page.locator("[data-testid=stDownloadButton]")
+    with page.expect_download(timeout=120_000) as png:
+        buttons.filter(has_text="PNG").first.click()
+    data = Path(png.value.path()).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">I", data[16:20])[0] == 2400   # 1200 px at 2x
+    assert png.value.suggested_filename == "benzo_overlap_funnel.png"
+    with page.expect_download(timeout=60_000) as csv:
+        buttons.filter(has_text="Data behind this chart").first.click()
+    text = Path(csv.value.path()).read_text()
+    rows = list(__import__("csv").DictReader(text.splitlines()))
+    assert len(rows) == 40 and not re.search(r"\bD\d{4}\b|\bP\d{7}\b", text)       # pseudonyms only
+    counts = [float(r[c]) for r in rows for c in ("numerator", "denominator") if r[c]]
+    assert counts and not any(1 <= c <= 10 for c in counts)                          # small counts blank
+    audit = [json.loads(line) for line in AUDIT_LOG.read_text().splitlines()]
+    assert [a["what"] for a in audit][-2:] == ["benzo_overlap_funnel.png", "benzo_overlap_funnel.csv"]
+    assert audit[-1]["filters"]["start"] == "2025-01-01" and audit[-1]["user"] == "local (no sign-in configured)"

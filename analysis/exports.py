@@ -1,0 +1,166 @@
+"""Charts and tables as files that stand on their own: images with a footer, offline HTML, suppressed CSV.
+
+Static images come from kaleido driving Debian's chromium ($BROWSER_PATH, default /usr/bin/chromium; no
+browser is downloaded). One kaleido server is started per process, on the first export, so later exports
+take a fraction of a second. The figure exported is the figure shown (same builder, same template; the
+dashboard draws charts with theme=None), with a footer saying what it shows and under which rules.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from analysis import measures
+
+BROWSER_ENV = "BROWSER_PATH"
+DEFAULT_BROWSER = "/usr/bin/chromium"
+AUDIT_ENV = "RXDASH_AUDIT_LOG"
+DEFAULT_AUDIT = Path.home() / ".rxdash" / "audit.jsonl"
+FORMATS = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html"}
+FOOTER_LINE_HEIGHT = 17   # pixels per footer line at font size 11
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a chart shows and under which rules: printed under every exported image."""
+
+    title: str
+    period: str
+    scope: str = "all clinics"
+    clinicians: int | None = None
+    patients: int | None = None
+    thresholds: str = ""
+    factor_set: str = "cdc2022"
+    exclusions: bool = True
+    min_cell: int = 11
+    generated: dt.datetime = field(default_factory=lambda: dt.datetime.now().replace(microsecond=0))
+
+    def lines(self) -> list[str]:
+        counts = ", ".join(p for p in (
+            f"{self.clinicians:,} clinicians" if self.clinicians is not None else "",
+            f"{self.patients:,} patients" if self.patients is not None else "") if p)
+        return [
+            f"{self.title} · {self.period} · {self.scope}" + (f" · {counts}" if counts else ""),
+            f"MME factors: {self.factor_set}" + (f" · {self.thresholds}" if self.thresholds else "")
+            + f" · exclusions: {'on (' + measures.EXCLUSIONS + ')' if self.exclusions else 'off'}",
+            f"Attribution: {measures.ATTRIBUTION_RULE}",
+            (f"Counts from 1 to {self.min_cell - 1} are suppressed in exported tables. " if self.min_cell > 1
+             else "Small counts are NOT suppressed (internal use). ")
+            + f"Generated {self.generated:%Y-%m-%d %H:%M} by the prescribing consistency dashboard.",
+        ]
+
+
+def with_footer(fig: go.Figure, context: Context, width: int = 1200) -> go.Figure:
+    """A copy of the figure with the context as a footer below the plot (the figure on screen is untouched)."""
+    out = go.Figure(fig)
+    lines = context.lines()
+    height = int(out.layout.height or 450)
+    extra = FOOTER_LINE_HEIGHT * (len(lines) + 1) + 20
+    bottom = int((out.layout.margin.b if out.layout.margin and out.layout.margin.b is not None else 60))
+    out.update_layout(height=height + extra, width=width, margin=dict(b=bottom + extra))
+    out.add_annotation(text="<br>".join(_wrap(line, 170) for line in lines), xref="paper", yref="paper",
+                       x=0, y=0, yshift=-(bottom + 10), xanchor="left", yanchor="top", showarrow=False,
+                       align="left", font=dict(size=11, color="#52606d"))
+    return out
+
+
+def _wrap(text: str, width: int) -> str:
+    """Break a long footer line on spaces (plotly annotations do not wrap by themselves)."""
+    words, lines, current = text.split(), [], ""
+    for word in words:
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    lines.append(current)
+    return "<br>".join(lines)
+
+
+_server_lock = threading.Lock()
+_server_started = False
+
+
+def _kaleido() -> None:
+    """Start this process's kaleido server once (later exports reuse its browser)."""
+    global _server_started
+    with _server_lock:
+        if _server_started:
+            return
+        os.environ.setdefault(BROWSER_ENV, DEFAULT_BROWSER)
+        import kaleido
+
+        kaleido.start_sync_server(silence_warnings=True)
+        _server_started = True
+
+
+def image(fig: go.Figure, fmt: str, context: Context) -> bytes:
+    """PNG (2x scale), SVG or PDF of the figure with its footer."""
+    if fmt not in ("png", "svg", "pdf"):
+        raise ValueError(f"unknown image format {fmt!r}")
+    _kaleido()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # "kopts ignored with a server": expected
+        return with_footer(fig, context).to_image(format=fmt, scale=2 if fmt == "png" else 1)
+
+
+def html(fig: go.Figure, context: Context) -> bytes:
+    """A self-contained HTML page: plotly.js embedded, so it opens offline; the footer included."""
+    return with_footer(fig, context).to_html(include_plotlyjs=True, full_html=True,
+                                             config={"displaylogo": False}).encode("utf-8")
+
+
+def suppressed_csv(table: pd.DataFrame, counts: Sequence[str], derived: Sequence[str] = (), min_cell: int = 11) -> bytes:
+    """The table as CSV with every count from 1 to min_cell - 1 blanked, and the columns that would give
+    it away (shares, shrunken values) blanked on the same rows; min_cell <= 1 turns this off."""
+    out = table.copy()
+    if min_cell > 1 and len(out):
+        small = pd.Series(False, index=out.index)
+        for col in counts:
+            values = pd.to_numeric(out[col], errors="coerce")
+            small |= (values >= 1) & (values < min_cell)
+        for col in (*counts, *derived):
+            out[col] = out[col].astype(object).where(~small, None)
+    buffer = io.StringIO()
+    out.to_csv(buffer, index=False, float_format="%.6g")
+    return buffer.getvalue().encode("utf-8")
+
+
+def audit(what: str, user: str, filters: dict[str, object], path: Path | None = None) -> None:
+    """Append one export to the audit log (JSON lines: when, user, what, filters)."""
+    target = Path(path or os.environ.get(AUDIT_ENV) or DEFAULT_AUDIT)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"at": dt.datetime.now().isoformat(timespec="seconds"), "user": user, "what": what,
+             "filters": {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in filters.items()}}
+    with target.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, default=str) + "\n")
+
+
+UNIT_COLUMNS = ["measure_id", "unit", "unit_label", "clinic_name", "numerator", "denominator", "value",
+                "pooled_value", "lower_95", "upper_95", "lower_998", "upper_998", "flag", "shrunk_value",
+                "shrunk_lower", "shrunk_upper"]
+
+
+def measure_csv(units: pd.DataFrame, measure: measures.Measure, min_cell: int = 11) -> bytes:
+    """A measure's units (labelled: unit_label, clinic_name) as CSV, suppressed as `rxdash summarize` does
+    (small numerators, denominators and complements, with complementary suppression). Ids never leave:
+    clinicians appear by pseudonym."""
+    from analysis import summary
+
+    table = units.assign(measure_id=measure.id, unit=measure.unit)
+    table = summary.suppress(table, min_cell)
+    buffer = io.StringIO()
+    table[UNIT_COLUMNS].rename(columns={"unit_label": measure.unit, "clinic_name": "clinic"}).to_csv(
+        buffer, index=False, float_format="%.6g")
+    return buffer.getvalue().encode("utf-8")

@@ -1,0 +1,52 @@
+"""Download buttons under a chart: PNG, SVG, PDF, HTML and the data behind it (suppressed CSV).
+
+The files are built only when a button is pressed (Streamlit calls the function given as `data`), and
+each download is written to the audit log.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis import exports
+from dashboard import filters
+
+CSV_NOTE = "Counts from 1 to 10 are left blank (and what would give them away)."
+
+
+def _audited(build: Callable[[], bytes], what: str, f: filters.Filters) -> Callable[[], bytes]:
+    def run() -> bytes:
+        content = build()
+        exports.audit(what, user=_user(), filters=filters.describe(f))
+        return content
+    return run
+
+
+def _user() -> str:
+    """Who is exporting: the signed-in user once sign-in exists; until then the local demo user."""
+    return "local (no sign-in configured)"
+
+
+def show(fig: go.Figure, name: str, f: filters.Filters, context: exports.Context,
+         csv: Callable[[], bytes] | None = None) -> None:
+    """Draw the chart, then a row of download buttons: images, HTML and (when `csv` is given) the data
+    behind it. Nothing is built until a button is pressed."""
+    st.plotly_chart(fig, theme=None, width="stretch")
+    cols = st.columns([1, 1, 1, 1, 3])
+    browser = Path(os.environ.get(exports.BROWSER_ENV, exports.DEFAULT_BROWSER))
+    for col, fmt in zip(cols, ("png", "svg", "pdf", "html")):
+        build = (lambda: exports.html(fig, context)) if fmt == "html" else \
+            (lambda fmt=fmt: exports.image(fig, fmt, context))
+        missing = fmt != "html" and not browser.exists()
+        col.download_button(fmt.upper(), _audited(build, f"{name}.{fmt}", f), file_name=f"{name}.{fmt}",
+                            mime=exports.FORMATS[fmt], key=f"dl_{name}_{fmt}", on_click="ignore",
+                            icon=":material/download:", disabled=missing,
+                            help=f"Images need chromium at {browser} (apt-get install chromium)" if missing else None)
+    if csv is not None:
+        cols[4].download_button("Data behind this chart (CSV)", _audited(csv, f"{name}.csv", f),
+                                file_name=f"{name}.csv", mime="text/csv", key=f"dl_{name}_csv", on_click="ignore",
+                                help=CSV_NOTE, icon=":material/table:")
