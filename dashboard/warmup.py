@@ -20,6 +20,9 @@ def default_view() -> None:
     from dashboard import data, filters
     from dashboard.views import overview, tapers, variation
 
+    # Cached functions called outside a page run warn that there is no page ("missing ScriptRunContext"):
+    # expected here, and not worth a line per query in the server's log.
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
     started = time.perf_counter()
     try:
         f = filters.default()
