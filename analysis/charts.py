@@ -59,6 +59,21 @@ def rejects_chart(reasons: pd.DataFrame) -> go.Figure:
     return fig
 
 
+MERGE_ABOVE = 300   # units: beyond this, identical points are drawn once (the browser draws each one)
+
+
+def _merge_identical(units: pd.DataFrame) -> pd.DataFrame:
+    """One point per distinct (denominator, value): with two thousand clinicians most small ones share a
+    point (3 of 14, 0 of 12 ...); the marker grows with the count and the hover names a few of them."""
+    label = _label(units)
+    grouped = units.groupby(["denominator", "value"], sort=False)
+    out = grouped.agg(shrunk_value=("shrunk_value", "first"), count=(label, "size"),
+                      names=(label, lambda s: list(s)))
+    out["unit_label"] = [n[0] if c == 1 else f"{c} {'clinicians' if str(n[0]).startswith('Clinician') else 'units'}"
+                         f" (e.g. {', '.join(map(str, n[:3]))})" for n, c in zip(out["names"], out["count"])]
+    return out.reset_index()
+
+
 def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_label: str, pooled: float,
                  percent: bool, direction: str) -> go.Figure:
     """Funnel plot: each unit's value against its denominator, with 95% and 99.8% limits around the pooled value.
@@ -81,10 +96,11 @@ def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_lab
               (outside, "Outside 99.8% limits" if direction != "neutral" else "Outside 99.8% limits (no verdict)",
                PALETTE[1], "diamond"))
     for mask, name, colour, symbol in styles:
-        part = units[mask]
+        part = _merge_identical(units[mask]) if len(units) > MERGE_ABOVE else units[mask].assign(count=1)
         fig.add_trace(go.Scatter(
             x=part["denominator"], y=part["value"], mode="markers", name=name,
-            marker=dict(color=colour, symbol=symbol, size=10, line=dict(color="white", width=1)),
+            marker=dict(color=colour, symbol=symbol, size=(8 + 2 * np.sqrt(part["count"])).clip(upper=24),
+                        line=dict(color="white", width=1)),
             customdata=part[[_label(part), "shrunk_value"]].to_numpy(),
             hovertemplate=(f"%{{customdata[0]}}<br>n = %{{x}}<br>value %{{y:{fmt}}}"
                            f"<br>shrunken %{{customdata[1]:{fmt}}}<extra></extra>")))
@@ -133,10 +149,13 @@ def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled:
     xs = np.repeat(rank.to_numpy(float), 3)
     ys = np.column_stack([ranked["shrunk_lower"], ranked["shrunk_upper"], np.full(len(ranked), np.nan)]).ravel()
     xs[2::3] = np.nan
+    # Many units: the values as one line through the ranks (one SVG path) rather than a marker each.
+    many = len(ranked) > MERGE_ABOVE
     fig = go.Figure([
         go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#9aa5b1", width=1.2), hoverinfo="skip",
                    connectgaps=False, name="95% interval"),
-        go.Scatter(x=rank, y=ranked["shrunk_value"], mode="markers", marker=dict(color=PALETTE[0], size=7),
+        go.Scatter(x=rank, y=ranked["shrunk_value"], mode="lines" if many else "markers",
+                   line=dict(color=PALETTE[0], width=3), marker=dict(color=PALETTE[0], size=7),
                    name="shrunken value", customdata=ranked[[_label(ranked), "shrunk_lower", "shrunk_upper"]].to_numpy(),
                    hovertemplate=(f"%{{customdata[0]}}: %{{y:{fmt}}} (95%: %{{customdata[1]:{fmt}}} to "
                                   f"%{{customdata[2]:{fmt}}})<extra></extra>")),
