@@ -154,9 +154,31 @@ def suppress(table: pd.DataFrame, min_cell: int = 11) -> pd.DataFrame:
     return out
 
 
+def parameter_lines(s: Settings) -> list[str]:
+    """Every rule in force, one line each (README.txt beside a summary, the report pack's cover)."""
+    t = s.tapers
+    return [
+        f"MME factor set: {s.dosing.factor_set} ({dose.FACTOR_SETS[s.dosing.factor_set]})",
+        f"Exclusions: {'on: ' + measures.EXCLUSIONS if s.dosing.exclude else 'off'}",
+        f"Long-term therapy: episodes with gaps <= {s.ltot.gap_days} days lasting > {s.ltot.min_days} days "
+        f"with >= {s.ltot.min_fills} fills or >= {s.ltot.min_supply} days' supply (Von Korff 2008)",
+        f"Tapers: baseline {t.baseline_days} days >= {t.baseline_min_mme:g} MME; >= {t.min_fall:.0%} fall in a "
+        f"{30 * t.window_months}-day window within {30 * t.followup_months} days; gradual <= {t.gradual_max_pct:g}%/month,"
+        f" rapid > {t.rapid_min_pct:g}%/month; discontinuation {t.stop_days} days without supply, abrupt when the last"
+        f" 30 days were >= {t.abrupt_fraction:.0%} of baseline",
+        f"Thresholds: high dose {s.high_mme:g} and {s.low_mme:g} MME a day; naloxone at {s.low_mme:g} MME; new start = no opioid"
+        f" in {s.other.new_start_lookback} days; long first supply > {s.other.new_start_max_days} days;"
+        f" multiple prescribers >= {s.other.prescriber_min} in {s.other.prescriber_window} days",
+        f"Attribution: {measures.ATTRIBUTION_RULE}",
+        "Funnel limits: exact binomial (interpolated) at 95% and 99.8% around the pooled rate; normal limits"
+        " for means; when winsorised phi > 1, additive random-effects limits (DerSimonian-Laird tau2).",
+        ("Suppression: counts from 1 to {0} are suppressed, with complementary suppression.".format(s.min_cell - 1)
+         if s.min_cell > 1 else "Suppression: OFF (internal use only: small counts are shown)."),
+    ]
+
+
 def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime) -> str:
     """README.txt: what the files hold and every parameter in force."""
-    t = s.tapers
     lines = [
         "Prescribing consistency: clinician comparison",
         f"Period: {s.start} to {s.end}",
@@ -172,22 +194,7 @@ def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime) 
         "                          phi, tau2, median odds ratio, ratio of 90th to 10th centile of shrunken values.",
         "",
         "Parameters",
-        f"  MME factor set: {s.dosing.factor_set} ({dose.FACTOR_SETS[s.dosing.factor_set]})",
-        f"  Exclusions: {'on: ' + measures.EXCLUSIONS if s.dosing.exclude else 'off'}",
-        f"  Long-term therapy: episodes with gaps <= {s.ltot.gap_days} days lasting > {s.ltot.min_days} days "
-        f"with >= {s.ltot.min_fills} fills or >= {s.ltot.min_supply} days' supply (Von Korff 2008)",
-        f"  Tapers: baseline {t.baseline_days} days >= {t.baseline_min_mme:g} MME; >= {t.min_fall:.0%} fall in a "
-        f"{30 * t.window_months}-day window within {30 * t.followup_months} days; gradual <= {t.gradual_max_pct:g}%/month,"
-        f" rapid > {t.rapid_min_pct:g}%/month; discontinuation {t.stop_days} days without supply, abrupt when the last"
-        f" 30 days were >= {t.abrupt_fraction:.0%} of baseline",
-        f"  Thresholds: high dose {s.high_mme:g} and {s.low_mme:g} MME a day; naloxone at {s.low_mme:g} MME; new start = no opioid"
-        f" in {s.other.new_start_lookback} days; long first supply > {s.other.new_start_max_days} days;"
-        f" multiple prescribers >= {s.other.prescriber_min} in {s.other.prescriber_window} days",
-        f"  Attribution: {measures.ATTRIBUTION_RULE}",
-        "  Funnel limits: exact binomial (interpolated) at 95% and 99.8% around the pooled rate; normal limits"
-        " for means; when winsorised phi > 1, additive random-effects limits (DerSimonian-Laird tau2).",
-        ("  Suppression: counts from 1 to {0} are suppressed, with complementary suppression.".format(s.min_cell - 1)
-         if s.min_cell > 1 else "  Suppression: OFF (internal use only: small counts are shown)."),
+        *("  " + line for line in parameter_lines(s)),
         ("  Patient keys: keyed hash with this deployment's secret ($RXDASH_PATIENT_KEY_SECRET): stable across runs."
          if secret_is_stable else
          "  Patient keys: keyed hash with a one-off random secret: they do not match keys in other runs."),

@@ -87,6 +87,25 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from analysis import db, dose, report, summary
+
+    if args.end < args.start:
+        print(f"rxdash report: error: --end {args.end} is before --start {args.start}", file=sys.stderr)
+        return 2
+    try:
+        settings = summary.Settings(args.start, args.end, dose.DoseParams(args.factor_set, not args.no_exclusions))
+        engine = db.make_engine(db.resolve_url(args.db), read_only=True)
+        out = report.write(engine, settings, args.out, tuple(args.clinic or ()))
+    except (ValueError, sa.exc.DBAPIError) as e:
+        print(f"rxdash report: error: {str(getattr(e, 'orig', e)).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"Wrote {out} ({out.stat().st_size / 1024:,.0f} KB)")
+    return 0
+
+
 def _serve(url: str, host: str, port: int) -> int:
     env = dict(os.environ, RXDASH_DB_URL=url)
     command = [sys.executable, "-m", "dashboard.server", str(APP),
@@ -173,6 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-exclusions", action="store_true",
                    help="keep patients with cancer, hospice/palliative care or sickle cell disease")
     p.set_defaults(func=cmd_summarize)
+
+    p = sub.add_parser("report", help="the report pack: one PDF or HTML document for a quality committee")
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--start", type=_date, required=True, help="first day of the period (YYYY-MM-DD)")
+    p.add_argument("--end", type=_date, required=True, help="last day of the period (YYYY-MM-DD)")
+    p.add_argument("--out", type=Path, required=True, help="FILE.pdf or FILE.html")
+    p.add_argument("--clinic", action="append", help="only these clinics (repeat for several)")
+    p.add_argument("--factor-set", default="cdc2022", choices=["cdc2022", "cdc2016", "cdc_file_2018"])
+    p.add_argument("--no-exclusions", action="store_true",
+                   help="keep patients with cancer, hospice/palliative care or sickle cell disease")
+    p.set_defaults(func=cmd_report)
 
     for name, func, help_text in (("serve", cmd_serve, "start the dashboard"),
                                   ("demo", cmd_demo, "build the sample database if missing, then serve")):

@@ -1,0 +1,187 @@
+"""The report pack: one document a quality committee can take into a meeting (`rxdash report`).
+
+A cover with the period and every rule in force, the overview figures, each measure's funnel plot with a
+plain-language reading, the taper panels and a methods appendix generated from the measure declarations.
+Charts are inline SVG (kaleido), so the HTML needs no script and no network; the PDF is that HTML printed
+by headless chromium. Clinicians appear by pseudonym, counts from 1 to 10 are suppressed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from analysis import charts, db, exports, measures, privacy, stats, summary
+
+CSS = """
+body { font-family: Inter, 'Segoe UI', Helvetica, Arial, sans-serif; color: #1f2933; margin: 0 auto;
+       max-width: 1100px; font-size: 13px; line-height: 1.45; }
+h1 { font-size: 26px; margin: 40px 0 6px; } h2 { font-size: 19px; margin: 28px 0 6px; page-break-before: always; }
+h2.first { page-break-before: auto; } h3 { font-size: 15px; margin: 18px 0 4px; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { border-bottom: 1px solid #e4e7eb; padding: 3px 10px;
+text-align: left; } .muted { color: #52606d; } .reading { font-size: 14px; margin: 4px 0 2px; }
+svg { max-width: 100%; height: auto; } .chart { page-break-inside: avoid; }
+"""
+
+
+def _small(n: float, min_cell: int) -> bool:
+    return 1 <= n < min_cell
+
+
+def _count(n: int, min_cell: int) -> str:
+    return f"< {min_cell}" if _small(n, min_cell) else f"{n:,}"
+
+
+def reading(result: stats.Funnel, measure: measures.Measure, trend: pd.DataFrame) -> str:
+    """The funnel in one plain sentence: how many units sit outside the limits, and whether variation
+    narrowed over the period's quarters (median odds ratio; ratio of 90th to 10th centile for means)."""
+    unit_word = "clinics" if measure.unit == "clinic" else "clinicians"
+    high = int((result.units["flag"] == "high").sum())
+    low = int((result.units["flag"] == "low").sum())
+    n = len(result.units)
+    if measure.direction == "neutral":
+        outside = f"{high + low} of {n} {unit_word} outside the 99.8% limits (no verdict: neither high nor low is good in itself)"
+    else:
+        outside = f"{high} of {n} {unit_word} above the upper limit and {low} below the lower limit (99.8%)"
+    index = "median_odds_ratio" if measure.kind == "proportion" else "p90_p10_ratio"
+    usable = trend.dropna(subset=[index]) if index in trend else trend.iloc[0:0]
+    if len(usable) < 2:
+        return outside + "."
+    first, last = usable.iloc[0], usable.iloc[-1]
+    change = last[index] / first[index] - 1 if first[index] else 0.0
+    when = f"Q{(first['quarter_start'].month - 1) // 3 + 1} {first['quarter_start'].year}"
+    word = "narrowed" if change < -0.05 else "widened" if change > 0.05 else "stayed about the same"
+    name = "median odds ratio" if index == "median_odds_ratio" else "90th/10th centile ratio"
+    return f"{outside}; variation has {word} since {when} ({name} {first[index]:.2f} → {last[index]:.2f})."
+
+
+def _svg(fig) -> str:
+    exports._kaleido()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fig = fig.update_layout(width=1000)
+        text = fig.to_image(format="svg").decode("utf-8")
+    return f'<div class="chart">{text}</div>'
+
+
+def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = ()) -> str:
+    """The report pack as one self-contained HTML page."""
+    bounds = summary.data_bounds(conn)
+    directory = db.read_frame(conn, "clinician_directory")
+    unknown = set(clinics) - set(directory["clinic_id"])
+    if unknown:
+        raise ValueError(f"unknown clinic {', '.join(sorted(unknown))}; known: {', '.join(sorted(set(directory['clinic_id'])))}")
+    allowed = set(directory.loc[directory["clinic_id"].isin(clinics), "clinician_id"]) if clinics else None
+    labels = privacy.pseudonyms(directory["clinician_id"], privacy.pseudonym_secret())
+    clinic_names = dict(zip(directory["clinic_id"], directory["clinic_name"]))
+    scope = ", ".join(clinic_names[c] for c in clinics) or "all clinics"
+    period = f"{s.start:%d %b %Y} to {s.end:%d %b %Y}"
+    keep = (lambda rows: rows) if allowed is None else (lambda rows: rows[rows["clinician_id"].isin(allowed)])
+
+    parts = [f"<h1>Prescribing consistency: report pack</h1><p class='muted'>{html.escape(period)} · "
+             f"{html.escape(scope)} · generated {dt.datetime.now():%Y-%m-%d %H:%M}</p>",
+             "<h3>Rules in force</h3><ul>"]
+    parts += [f"<li>{html.escape(line)}</li>" for line in summary.parameter_lines(s)]
+    parts.append("</ul><p class='muted'>Clinicians appear by pseudonym; patients never appear. Counts from 1 to "
+                 f"{s.min_cell - 1} are shown as &lt; {s.min_cell}.</p>")
+
+    results = {}
+    for m in measures.configured(s.low_mme, s.high_mme):
+        rows = keep(db.read_frame(conn, m.query, summary._params(m, s, s.start, s.end, bounds)))
+        units = measures.unit_rows(rows, m)
+        results[m.id] = (m, rows, measures.compare(units, m) if len(units) >= 2 else None)
+
+    # Overview figures
+    ltot = results["high_dose_90"][1]
+    opioid = results["multiple_prescribers"][1]
+    tapers = keep(db.read_frame(conn, "tapers_attributed", {**s.dosing.sql(),
+                                                            **s.tapers.sql(bounds["data_start"], bounds["data_end"])}))
+    tapers = tapers[(tapers["taper_start"] >= s.start) & (tapers["taper_start"] <= s.end)]
+    share = lambda x: f"{x.astype(bool).mean():.1%}" if len(x) >= s.min_cell else "–"  # noqa: E731
+    overview = [("Patients with an opioid fill", _count(len(opioid), s.min_cell)),
+                ("On long-term opioid therapy", _count(len(ltot), s.min_cell)),
+                (f"Long-term at ≥ {s.low_mme:g} MME a day", share(ltot["value"] >= s.low_mme)),
+                (f"Long-term at ≥ {s.high_mme:g} MME a day", share(ltot["in_numerator"])),
+                ("Tapers and discontinuations", _count(len(tapers), s.min_cell)),
+                (f"Tapers faster than {s.tapers.rapid_min_pct:g}%/month",
+                 share(tapers["max_monthly_reduction_pct"] > s.tapers.rapid_min_pct)),
+                ("Abrupt discontinuations", _count(int((tapers["category"] == "abrupt_discontinuation").sum()),
+                                                   s.min_cell))]
+    parts.append("<h2 class='first'>Overview</h2><table>" + "".join(
+        f"<tr><td>{html.escape(k)}</td><td><b>{html.escape(v)}</b></td></tr>" for k, v in overview) + "</table>")
+
+    # Each measure's funnel with its reading
+    parts.append("<h2>Clinician variation, measure by measure</h2>")
+    for m, rows, result in results.values():
+        parts.append(f"<h3>{html.escape(m.title)}</h3>")
+        if result is None:
+            parts.append("<p class='muted'>Too few clinicians with patients in this measure to compare.</p>")
+            continue
+        trend = pd.DataFrame([{"quarter_start": q0, **stats.consistency(u, m.kind)}
+                              for q0, q1 in measures.quarters(s.start, s.end)
+                              if len(u := measures.unit_rows(keep(db.read_frame(
+                                  conn, m.query, summary._params(m, s, q0, q1, bounds))), m)) >= 2])
+        parts.append(f"<p class='reading'>{html.escape(reading(result, m, trend))}</p>")
+        units = result.units.assign(unit_label=result.units["unit_id"].map(
+            labels.get if m.unit == "clinician" else clinic_names.get))
+        lines = stats.funnel_lines(result, float(units["denominator"].max()))
+        percent = m.kind == "proportion"
+        parts.append(_svg(charts.funnel_chart(units, lines, f"{m.title}: {period}",
+                                              "Share of patients" if percent else m.value_unit, result.pooled,
+                                              percent, m.direction)))
+        parts.append(f"<p class='muted'>{html.escape(m.why)}</p>")
+
+    # Taper panels
+    parts.append("<h2>Tapers</h2>")
+    if tapers.empty:
+        parts.append("<p class='muted'>No tapers or discontinuations started in the period.</p>")
+    else:
+        parts.append(_svg(charts.taper_speed_chart(tapers, period, s.tapers.gradual_max_pct, s.tapers.rapid_min_pct)))
+        named = tapers.assign(clinician_id=tapers["clinician_id"].map(labels.get))
+        busiest = named["clinician_id"].value_counts().index[:40]
+        parts.append(_svg(charts.taper_categories_chart(named[named["clinician_id"].isin(busiest)], period)))
+
+    # Methods appendix
+    parts.append("<h2>Methods</h2><p>Funnel limits: exact binomial (interpolated) at 95% and 99.8% around the "
+                 "pooled value, normal limits for means; when overdispersion is found (winsorised φ > 1), "
+                 "additive random-effects limits (DerSimonian–Laird τ²). Units with fewer than "
+                 f"{stats.MIN_DENOMINATOR} cases are never flagged. Attribution: "
+                 f"{html.escape(measures.ATTRIBUTION_RULE)}</p>")
+    for m, _, _ in results.values():
+        parts.append(f"<h3>{html.escape(m.title)} <span class='muted'>({m.id})</span></h3><p>"
+                     f"{html.escape(m.why)}<br><b>Numerator:</b> {html.escape(m.numerator)}. <b>Denominator:</b> "
+                     f"{html.escape(m.denominator)}. <b>Better when:</b> {m.direction}. <b>SQL:</b> "
+                     f"queries/{m.query}.sql. <b>Reviewed</b> {m.reviewed_on}; next review {m.next_review}.</p>")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Prescribing consistency report "
+            f"{html.escape(period)}</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def write(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str, ...] = ()) -> Path:
+    """Write the report as .html, or as .pdf printed by headless chromium."""
+    with engine.connect() as conn:
+        page = build(conn, s, clinics)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".html":
+        out.write_text(page, encoding="utf-8")
+        return out
+    if out.suffix.lower() != ".pdf":
+        raise ValueError(f"--out must end in .pdf or .html, not {out.suffix or 'nothing'}")
+    browser = os.environ.get(exports.BROWSER_ENV, exports.DEFAULT_BROWSER)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "report.html"
+        source.write_text(page, encoding="utf-8")
+        done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                               f"--print-to-pdf={out.resolve()}", source.as_uri()],
+                              capture_output=True, text=True, timeout=120)
+    if done.returncode != 0 or not out.exists():
+        raise ValueError(f"chromium could not print the PDF ({browser}): {done.stderr.strip().splitlines()[-1:]}")
+    return out
+
