@@ -123,8 +123,14 @@ def taper_speed_chart(tapers: pd.DataFrame, period: str, gradual_max: float, rap
                   annotation_text=f"rapid > {rapid_min:g}%/month", annotation_position="top right")
     fig.update_layout(template="rxdash", title=f"How fast doses fell: {len(tapers):,} tapers starting {period}",
                       xaxis_title="Fastest monthly fall (% of baseline a month)", yaxis_title="Tapers (count)",
-                      xaxis_range=[0, 100], bargap=0.05)
+                      xaxis_range=[0, 100], bargap=0.05, yaxis_rangemode="tozero")
+    fig.update_yaxes(tickformat=",d", dtick=1 if len(tapers) and _tallest_bin(tapers) <= 8 else None)
     return fig
+
+
+def _tallest_bin(tapers: pd.DataFrame) -> int:
+    """Tapers in the fullest 5%-wide bin (so small histograms get whole-number ticks)."""
+    return int((tapers["max_monthly_reduction_pct"].clip(0, 99.999) // 5).value_counts().max())
 
 
 def taper_categories_chart(tapers: pd.DataFrame, period: str) -> go.Figure:

@@ -96,6 +96,8 @@ def test_page_renders_all_its_parts(server, page, path, markers, plots):
         page.get_by_text(text).first.wait_for(timeout=60_000)
     wait_for_app(page)
     no_exception(page)
+    # Charts finish drawing after the script run ends: wait for them, then check there are no more.
+    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {plots}", timeout=30_000)
     assert page.locator(".js-plotly-plot").count() == plots
     screenshot(page, path.strip("/").split("?")[0] + ("-" + path.split("=")[-1][:12] if "?" in path else ""))
 
