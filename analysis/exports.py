@@ -90,7 +90,7 @@ _server_lock = threading.Lock()
 _server_started = False
 
 
-def _kaleido() -> None:
+def start_kaleido() -> None:
     """Start this process's kaleido server once (later exports reuse its browser)."""
     global _server_started
     with _server_lock:
@@ -107,7 +107,7 @@ def image(fig: go.Figure, fmt: str, context: Context) -> bytes:
     """PNG (2x scale), SVG or PDF of the figure with its footer."""
     if fmt not in ("png", "svg", "pdf"):
         raise ValueError(f"unknown image format {fmt!r}")
-    _kaleido()
+    start_kaleido()
     import warnings
 
     with warnings.catch_warnings():

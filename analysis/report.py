@@ -62,7 +62,7 @@ def reading(result: stats.Funnel, measure: measures.Measure, trend: pd.DataFrame
 
 
 def _svg(fig) -> str:
-    exports._kaleido()
+    exports.start_kaleido()
     import warnings
 
     with warnings.catch_warnings():
@@ -95,7 +95,7 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
 
     results = {}
     for m in measures.configured(s.low_mme, s.high_mme):
-        rows = keep(db.read_frame(conn, m.query, summary._params(m, s, s.start, s.end, bounds)))
+        rows = keep(db.read_frame(conn, m.query, summary.measure_params(m, s, s.start, s.end, bounds)))
         units = measures.unit_rows(rows, m)
         results[m.id] = (m, rows, measures.compare(units, m) if len(units) >= 2 else None)
 
@@ -128,7 +128,7 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
         trend = pd.DataFrame([{"quarter_start": q0, **stats.consistency(u, m.kind)}
                               for q0, q1 in measures.quarters(s.start, s.end)
                               if len(u := measures.unit_rows(keep(db.read_frame(
-                                  conn, m.query, summary._params(m, s, q0, q1, bounds))), m)) >= 2])
+                                  conn, m.query, summary.measure_params(m, s, q0, q1, bounds))), m)) >= 2])
         parts.append(f"<p class='reading'>{html.escape(reading(result, m, trend))}</p>")
         units = result.units.assign(unit_label=result.units["unit_id"].map(
             labels.get if m.unit == "clinician" else clinic_names.get))

@@ -44,7 +44,7 @@ class Settings:
     selected: tuple[str, ...] = field(default_factory=lambda: tuple(m.id for m in measures.MEASURES))
 
 
-def _params(m: measures.Measure, s: Settings, start: dt.date, end: dt.date, bounds: pd.Series) -> dict:
+def measure_params(m: measures.Measure, s: Settings, start: dt.date, end: dt.date, bounds: pd.Series) -> dict:
     return measures.sql_params(m, start, end, bounds["data_start"], bounds["data_end"], s.dosing, s.ltot,
                                s.tapers, s.other)
 
@@ -60,7 +60,7 @@ def measure_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
     for m in measures.configured(s.low_mme, s.high_mme):
         if m.id not in s.selected:
             continue
-        rows = db.read_frame(conn, m.query, _params(m, s, s.start, s.end, bounds))
+        rows = db.read_frame(conn, m.query, measure_params(m, s, s.start, s.end, bounds))
         units = measures.unit_rows(rows, m)
         if units.empty:
             continue
@@ -85,7 +85,7 @@ def consistency_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
         for m in measures.configured(s.low_mme, s.high_mme):
             if m.id not in s.selected:
                 continue
-            rows = db.read_frame(conn, m.query, _params(m, s, q_start, q_end, bounds))
+            rows = db.read_frame(conn, m.query, measure_params(m, s, q_start, q_end, bounds))
             units = measures.unit_rows(rows, m)
             base = {"measure_id": m.id, "quarter_start": q_start, "quarter_end": q_end}
             if units.empty:
