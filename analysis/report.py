@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import charts, db, exports, measures, privacy, stats, summary
+from analysis import charts, db, exports, measures, privacy, stats, summary, tapering
 
 CSS = """
 body { font-family: Inter, 'Segoe UI', Helvetica, Arial, sans-serif; color: #1f2933; margin: 0 auto;
@@ -146,8 +146,7 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
     else:
         parts.append(_svg(charts.taper_speed_chart(tapers, period, s.tapers.gradual_max_pct, s.tapers.rapid_min_pct)))
         named = tapers.assign(clinician_id=tapers["clinician_id"].map(labels.get))
-        busiest = named["clinician_id"].value_counts().index[:40]
-        parts.append(_svg(charts.taper_categories_chart(named[named["clinician_id"].isin(busiest)], period)))
+        parts.append(_svg(charts.taper_categories_chart(tapering.busiest(named), period)))
 
     # Methods appendix
     parts.append("<h2>Methods</h2><p>Funnel limits: exact binomial (interpolated) at 95% and 99.8% around the "

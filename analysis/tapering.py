@@ -80,3 +80,12 @@ def speed_counts(tapers: pd.DataFrame, width: float = 5.0) -> pd.DataFrame:
     # 100%/month (an abrupt stop) belongs in the last bin, as in the chart.
     counts.iloc[-1] += int((tapers["max_monthly_reduction_pct"] >= 100).sum())
     return pd.DataFrame({"pct_from": edges[:-1], "pct_to": edges[1:], "tapers": counts.to_numpy()})
+
+
+MAX_BARS = 40   # a bar per clinician stays readable (and quick to draw) up to a few dozen
+
+
+def busiest(tapers: pd.DataFrame, n: int = MAX_BARS) -> pd.DataFrame:
+    """The tapers of the n clinicians with the most tapers (all of them when there are fewer)."""
+    top = tapers["clinician_id"].value_counts().index[:n]
+    return tapers[tapers["clinician_id"].isin(top)]

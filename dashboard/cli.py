@@ -69,14 +69,12 @@ def _date(text: str):
 def cmd_summarize(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
-    from analysis import db, dose, summary
+    from analysis import db, summary
 
-    if args.end < args.start:
-        print(f"rxdash summarize: error: --end {args.end} is before --start {args.start}", file=sys.stderr)
+    settings = _period_settings(args, "summarize", min_cell=args.min_cell)
+    if settings is None:
         return 2
     try:
-        settings = summary.Settings(args.start, args.end, dose.DoseParams(args.factor_set, not args.no_exclusions),
-                                    min_cell=args.min_cell)
         engine = db.make_engine(db.resolve_url(args.db), read_only=True)
         counts = summary.write_summary(engine, settings, args.out)
     except (ValueError, sa.exc.DBAPIError) as e:
@@ -90,13 +88,12 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
-    from analysis import db, dose, report, summary
+    from analysis import db, report
 
-    if args.end < args.start:
-        print(f"rxdash report: error: --end {args.end} is before --start {args.start}", file=sys.stderr)
+    settings = _period_settings(args, "report")
+    if settings is None:
         return 2
     try:
-        settings = summary.Settings(args.start, args.end, dose.DoseParams(args.factor_set, not args.no_exclusions))
         engine = db.make_engine(db.resolve_url(args.db), read_only=True)
         out = report.write(engine, settings, args.out, tuple(args.clinic or ()))
     except (ValueError, sa.exc.DBAPIError) as e:
@@ -161,6 +158,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _serve(url, args.host, args.port)
 
 
+def _period_arguments(p: argparse.ArgumentParser, db_help: str, out_help: str) -> None:
+    """The arguments `summarize` and `report` share: database, period, output, factor set, exclusions."""
+    from analysis.dose import FACTOR_SETS
+
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--start", type=_date, required=True, help="first day of the period (YYYY-MM-DD)")
+    p.add_argument("--end", type=_date, required=True, help="last day of the period (YYYY-MM-DD)")
+    p.add_argument("--out", type=Path, required=True, help=out_help)
+    p.add_argument("--factor-set", default="cdc2022", choices=list(FACTOR_SETS))
+    p.add_argument("--no-exclusions", action="store_true",
+                   help="keep patients with cancer, hospice/palliative care or sickle cell disease")
+
+
+def _period_settings(args: argparse.Namespace, command: str, **extra: object):
+    """Settings for `summarize` and `report` from their shared arguments; None (after saying why) when
+    the period ends before it starts."""
+    from analysis import dose, summary
+
+    if args.end < args.start:
+        print(f"rxdash {command}: error: --end {args.end} is before --start {args.start}", file=sys.stderr)
+        return None
+    return summary.Settings(args.start, args.end, dose.DoseParams(args.factor_set, not args.no_exclusions), **extra)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxdash", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -182,26 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("summarize", help="compare clinicians for a period and write CSV files")
-    p.add_argument("--db", help=db_help)
-    p.add_argument("--start", type=_date, required=True, help="first day of the period (YYYY-MM-DD)")
-    p.add_argument("--end", type=_date, required=True, help="last day of the period (YYYY-MM-DD)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the CSV files and README.txt")
+    _period_arguments(p, db_help, "folder for the CSV files and README.txt")
     p.add_argument("--min-cell", type=int, default=11,
                    help="suppress counts from 1 to N-1 (default 11; 0 turns suppression off for internal use)")
-    p.add_argument("--factor-set", default="cdc2022", choices=["cdc2022", "cdc2016", "cdc_file_2018"])
-    p.add_argument("--no-exclusions", action="store_true",
-                   help="keep patients with cancer, hospice/palliative care or sickle cell disease")
     p.set_defaults(func=cmd_summarize)
 
     p = sub.add_parser("report", help="the report pack: one PDF or HTML document for a quality committee")
-    p.add_argument("--db", help=db_help)
-    p.add_argument("--start", type=_date, required=True, help="first day of the period (YYYY-MM-DD)")
-    p.add_argument("--end", type=_date, required=True, help="last day of the period (YYYY-MM-DD)")
-    p.add_argument("--out", type=Path, required=True, help="FILE.pdf or FILE.html")
+    _period_arguments(p, db_help, "FILE.pdf or FILE.html")
     p.add_argument("--clinic", action="append", help="only these clinics (repeat for several)")
-    p.add_argument("--factor-set", default="cdc2022", choices=["cdc2022", "cdc2016", "cdc_file_2018"])
-    p.add_argument("--no-exclusions", action="store_true",
-                   help="keep patients with cancer, hospice/palliative care or sickle cell disease")
     p.set_defaults(func=cmd_report)
 
     for name, func, help_text in (("serve", cmd_serve, "start the dashboard"),

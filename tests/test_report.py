@@ -40,6 +40,10 @@ def test_report_refuses_an_unknown_clinic_and_a_bad_file_type(tmp_path, sample_d
     bad = run("report", "--db", sample_duckdb, "--start", "2025-01-01", "--end", "2025-12-31",
               "--out", str(tmp_path / "x.docx"), cwd=tmp_path)
     assert bad.returncode == 1 and "must end in .pdf or .html" in bad.stderr
+    bad = run("report", "--db", sample_duckdb, "--start", "2025-03-01", "--end", "2025-01-31",
+              "--out", str(tmp_path / "x.pdf"), cwd=tmp_path)
+    assert bad.returncode == 2 and "--end 2025-01-31 is before --start 2025-03-01" in bad.stderr
+    assert not (tmp_path / "x.pdf").exists()
 
 
 def test_reading_says_how_many_stand_out_and_whether_variation_narrowed():

@@ -78,7 +78,11 @@ def render() -> None:
         "- **Pseudonyms.** Clinicians are shown as a keyed hash of their id (stable within a deployment); "
         "patients never appear, and taper trajectories show days from the start, not dates.\n"
         "- **Events after tapers** are described by speed band, not attributed to the taper: who was tapered, "
-        "and why, differs between bands.")
+        "and why, differs between bands.\n"
+        "- **Where clinicians differ most** ranks measures by the median odds ratio (Merlo 2006); the average "
+        "dose, which has none, by the ratio of the 90th to the 10th centile of shrunken values.\n"
+        "- **The report pack's reading** counts units outside the 99.8% limits and compares the first and last "
+        "quarter of the period: a change of more than 5% in that index is 'narrowed' or 'widened'.")
 
     st.subheader("MME conversion factors")
     st.dataframe(_factor_table(), hide_index=True, width="stretch")

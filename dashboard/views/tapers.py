@@ -8,7 +8,6 @@ from analysis import charts, exports, tapering
 from dashboard import data, downloads, filters, pages
 
 RAPID_MEASURES = ("taper_rapid", "abrupt_discontinuation")
-MAX_BARS = 40
 TABS = ("By clinician", "Daily dose around tapers", "What followed")
 
 
@@ -80,11 +79,9 @@ def _by_clinician(f: filters.Filters, tapers: pd.DataFrame) -> None:
     if not by_clinician.empty:
         counts = by_clinician.groupby(["clinician_id", "category"]).size().rename("tapers").reset_index() \
             .rename(columns={"clinician_id": "clinician"})
-        # A bar per clinician stays readable (and quick to draw) up to a few dozen: beyond, the busiest.
-        busiest = by_clinician["clinician_id"].value_counts().index[:MAX_BARS]
-        drawn = by_clinician[by_clinician["clinician_id"].isin(busiest)]
-        if len(busiest) < by_clinician["clinician_id"].nunique():
-            st.caption(f"The {MAX_BARS} clinicians with the most tapers of {by_clinician['clinician_id'].nunique():,}; "
+        drawn = tapering.busiest(by_clinician)
+        if drawn["clinician_id"].nunique() < by_clinician["clinician_id"].nunique():
+            st.caption(f"The {tapering.MAX_BARS} clinicians with the most tapers of {by_clinician['clinician_id'].nunique():,}; "
                        "every clinician is in the CSV.")
         downloads.show(charts.taper_categories_chart(drawn, f.period), "taper_categories", f,
                        f.context("Taper categories by clinician", clinicians=counts["clinician"].nunique(),
