@@ -11,6 +11,8 @@ import datetime as dt
 import io
 import json
 import os
+import subprocess
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -164,3 +166,21 @@ def measure_csv(units: pd.DataFrame, measure: measures.Measure, min_cell: int = 
     table[UNIT_COLUMNS].rename(columns={"unit_label": measure.unit, "clinic_name": "clinic"}).to_csv(
         buffer, index=False, float_format="%.6g")
     return buffer.getvalue().encode("utf-8")
+
+
+def print_pdf(page: str, out: Path) -> Path:
+    """Print an HTML page to `out` as PDF with headless chromium (no window, no network, no header or footer
+    lines); raise ValueError in plain words when chromium cannot."""
+    browser = os.environ.get(BROWSER_ENV, DEFAULT_BROWSER)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "page.html"
+        source.write_text(page, encoding="utf-8")
+        try:
+            done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                                   f"--user-data-dir={Path(tmp) / 'profile'}", f"--print-to-pdf={out.resolve()}",
+                                   source.as_uri()], capture_output=True, text=True, timeout=120)
+        except FileNotFoundError:
+            raise ValueError(f"PDF needs chromium at {browser} (apt-get install chromium, or set {BROWSER_ENV})") from None
+    if done.returncode != 0 or not out.exists():
+        raise ValueError(f"chromium could not print the PDF ({browser}): {done.stderr.strip().splitlines()[-1:]}")
+    return out

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -72,17 +69,25 @@ def _svg(fig) -> str:
     return f'<div class="chart">{text}</div>'
 
 
-def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = ()) -> str:
-    """The report pack as one self-contained HTML page."""
+def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (),
+          specialties: tuple[str, ...] = ()) -> str:
+    """The report pack as one self-contained HTML page, for the clinicians of `clinics` and `specialties`
+    (everyone when both are empty)."""
     bounds = summary.data_bounds(conn)
     directory = db.read_frame(conn, "clinician_directory")
     unknown = set(clinics) - set(directory["clinic_id"])
     if unknown:
         raise ValueError(f"unknown clinic {', '.join(sorted(unknown))}; known: {', '.join(sorted(set(directory['clinic_id'])))}")
-    allowed = set(directory.loc[directory["clinic_id"].isin(clinics), "clinician_id"]) if clinics else None
+    chosen = directory
+    if clinics:
+        chosen = chosen[chosen["clinic_id"].isin(clinics)]
+    if specialties:
+        chosen = chosen[chosen["specialty"].isin(specialties)]
+    allowed = set(chosen["clinician_id"]) if clinics or specialties else None
     labels = privacy.pseudonyms(directory["clinician_id"], privacy.pseudonym_secret())
     clinic_names = dict(zip(directory["clinic_id"], directory["clinic_name"]))
-    scope = ", ".join(clinic_names[c] for c in clinics) or "all clinics"
+    scope = "; ".join(p for p in (", ".join(clinic_names[c] for c in clinics) or "all clinics",
+                                  ", ".join(x.lower() or "no specialty" for x in specialties)) if p)
     period = f"{s.start:%d %b %Y} to {s.end:%d %b %Y}"
     keep = (lambda rows: rows) if allowed is None else (lambda rows: rows[rows["clinician_id"].isin(allowed)])
 
@@ -173,14 +178,4 @@ def write(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str,
         return out
     if out.suffix.lower() != ".pdf":
         raise ValueError(f"--out must end in .pdf or .html, not {out.suffix or 'nothing'}")
-    browser = os.environ.get(exports.BROWSER_ENV, exports.DEFAULT_BROWSER)
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "report.html"
-        source.write_text(page, encoding="utf-8")
-        done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
-                               f"--print-to-pdf={out.resolve()}", source.as_uri()],
-                              capture_output=True, text=True, timeout=120)
-    if done.returncode != 0 or not out.exists():
-        raise ValueError(f"chromium could not print the PDF ({browser}): {done.stderr.strip().splitlines()[-1:]}")
-    return out
-
+    return exports.print_pdf(page, out)

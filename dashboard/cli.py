@@ -103,6 +103,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from analysis import db, feedback
+
+    settings = _period_settings(args, "feedback", min_cell=args.min_cell)
+    if settings is None:
+        return 2
+    try:
+        engine = db.make_engine(db.resolve_url(args.db), read_only=True)
+        clinics = tuple(args.clinic or ())
+        if args.all:
+            n = feedback.write_all(engine, settings, args.out, clinics)
+            print(f"Wrote {args.out}: {n:,} letters ({args.out.stat().st_size / 1024:,.0f} KB)")
+        else:
+            out = feedback.write_one(engine, settings, args.clinician, args.out, clinics)
+            print(f"Wrote {out} ({out.stat().st_size / 1024:,.0f} KB)")
+    except (ValueError, sa.exc.DBAPIError) as e:
+        print(f"rxdash feedback: error: {str(getattr(e, 'orig', e)).splitlines()[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _serve(url: str, host: str, port: int) -> int:
     env = dict(os.environ, RXDASH_DB_URL=url)
     command = [sys.executable, "-m", "dashboard.server", str(APP),
@@ -159,7 +182,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _period_arguments(p: argparse.ArgumentParser, db_help: str, out_help: str) -> None:
-    """The arguments `summarize` and `report` share: database, period, output, factor set, exclusions."""
+    """The arguments `summarize`, `report` and `feedback` share: database, period, output, factor set, exclusions."""
     from analysis.dose import FACTOR_SETS
 
     p.add_argument("--db", help=db_help)
@@ -212,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     _period_arguments(p, db_help, "FILE.pdf or FILE.html")
     p.add_argument("--clinic", action="append", help="only these clinics (repeat for several)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("feedback", help="peer-comparison letters: a one-page PDF for a clinician, or a zip for all")
+    _period_arguments(p, db_help, "FILE.pdf for one clinician (or FILE.html), FILE.zip with --all")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--clinician", help="the clinician_id the letter is for")
+    who.add_argument("--all", action="store_true", help="one letter per clinician with patients in the period")
+    p.add_argument("--clinic", action="append", help="peers only from these clinics (repeat for several)")
+    p.add_argument("--min-cell", type=int, default=11,
+                   help="show counts from 1 to N-1 as 'fewer than N' (default 11; 0 for the clinician's own use)")
+    p.set_defaults(func=cmd_feedback)
 
     for name, func, help_text in (("serve", cmd_serve, "start the dashboard"),
                                   ("demo", cmd_demo, "build the sample database if missing, then serve")):

@@ -50,3 +50,12 @@ def show(fig: go.Figure, name: str, f: filters.Filters, context: exports.Context
         cols[4].download_button("Data behind this chart (CSV)", _audited(csv, f"{name}.csv", f),
                                 file_name=f"{name}.csv", mime="text/csv", key=f"dl_{name}_csv", on_click="ignore",
                                 help=CSV_NOTE, icon=":material/table:")
+
+
+def document(label: str, build: Callable[[], bytes], file_name: str, f: filters.Filters, note: str) -> None:
+    """One button for a whole document (report pack, feedback letter) as PDF, built when pressed, audited."""
+    browser = Path(os.environ.get(exports.BROWSER_ENV, exports.DEFAULT_BROWSER))
+    missing = not browser.exists()
+    st.download_button(label, _audited(build, file_name, f), file_name=file_name, mime=exports.FORMATS["pdf"],
+                       key=f"dl_{file_name}", on_click="ignore", icon=":material/picture_as_pdf:", disabled=missing,
+                       help=f"PDF needs chromium at {browser} (apt-get install chromium)" if missing else note)

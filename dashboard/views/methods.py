@@ -82,7 +82,11 @@ def render() -> None:
         "- **Where clinicians differ most** ranks measures by the median odds ratio (Merlo 2006); the average "
         "dose, which has none, by the ratio of the 90th to the 10th centile of shrunken values.\n"
         "- **The report pack's reading** counts units outside the 99.8% limits and compares the first and last "
-        "quarter of the period: a change of more than 5% in that index is 'narrowed' or 'widened'.")
+        "quarter of the period: a change of more than 5% in that index is 'narrowed' or 'widened'.\n"
+        "- **Feedback letters' top-performer benchmark** is the Achievable Benchmark of Care (Kiefe 2001): "
+        "clinicians ranked by (x + 1) / (n + 2), best first, until they hold 10% of the patients; their pooled "
+        "rate, for measures with a better direction only. A letter shows no figure for a measure with fewer than "
+        "11 of the clinician's patients, and peers are those with at least 11.")
 
     st.subheader("MME conversion factors")
     st.dataframe(_factor_table(), hide_index=True, width="stretch")

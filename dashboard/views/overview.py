@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from analysis import charts, exports, measures, stats
+from analysis import charts, exports, measures, report, stats
 from dashboard import data, downloads, filters, pages
 
 
@@ -61,6 +63,14 @@ def queries(f: filters.Filters) -> list[tuple[str, dict[str, object]]]:
     return calls
 
 
+def report_pdf(f: filters.Filters) -> bytes:
+    """The report pack (analysis.report) for the sidebar's period, clinics, specialties and thresholds."""
+    with data.engine(data.database_url()).connect() as conn:
+        page = report.build(conn, f.settings(), f.clinics, f.specialties)
+    with tempfile.TemporaryDirectory() as tmp:
+        return exports.print_pdf(page, Path(tmp) / "report.pdf").read_bytes()
+
+
 def _delta(now: float, before: float | None, percent: bool) -> str | None:
     if before is None or now != now or before != before:
         return None
@@ -73,8 +83,14 @@ def render() -> None:
     f = filters.current()
     if f is None:
         return
-    st.caption(f"How consistently clinicians prescribe opioids for persistent pain, and how fast they taper: "
-               f"{f.period}, {f.scope}.")
+    head, button = st.columns([4, 1], vertical_alignment="center")
+    head.caption(f"How consistently clinicians prescribe opioids for persistent pain, and how fast they taper: "
+                 f"{f.period}, {f.scope}.")
+    with button:
+        downloads.document("Report pack (PDF)", lambda: report_pdf(f), f"report_pack_{f.start}_{f.end}.pdf", f,
+                           "One document for a quality committee: the rules in force, these figures, every "
+                           "measure's funnel with a plain reading, the taper panels and the methods. Pseudonymous "
+                           "clinicians; counts from 1 to 10 suppressed. Takes about half a minute.")
     previous = f.previous()
     try:
         data.warm(queries(f))

@@ -1,51 +1,40 @@
 """Clinician profile: one clinician's figures beside anonymous peers, written for the clinician to read."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
-from analysis import charts, exports, measures
+from analysis import charts, exports, feedback, measures
 from dashboard import data, downloads, filters
 from dashboard.views import tapers as taper_view
 
 URL_KEY = "clinician"
 
 
-def _position(row: pd.Series, measure: measures.Measure) -> str:
-    """Where a clinician stands, in plain words that pass no verdict the data cannot carry."""
-    if row["flag"] == "small":
-        return "too few patients to say"
-    if row["flag"] in ("high", "low"):
-        side = "above" if row["flag"] == "high" else "below"
-        return f"{side} the range chance alone would explain"
-    return "within the range chance alone would explain"
-
-
 def peer_rows(f: filters.Filters, clinician_id: str) -> pd.DataFrame:
-    """Per clinician-level measure: the clinician's figures, peers' shrunken values, median and percentile."""
+    """Per clinician-level measure: the clinician's figures beside peers' (analysis.feedback.peer_row)."""
     out = []
     for m in f.measures():
         if m.unit != "clinician":
             continue
         result = data.compared(m, f.measure_params(m), f.clinicians)
-        if result is None:
-            continue
-        units = result.units
-        own = units[units["unit_id"] == clinician_id]
-        peers = units[(units["unit_id"] != clinician_id) & (units["denominator"] >= f.min_patients)]
-        if own.empty or peers.empty:
-            continue
-        r = own.iloc[0]
-        peer_values = peers["shrunk_value"].dropna()
-        out.append({
-            "measure_id": m.id, "measure": m.title, "percent": m.kind == "proportion", "direction": m.direction,
-            "patients": int(r["denominator"]), "value": r["value"], "own": r["shrunk_value"],
-            "own_lower": r["shrunk_lower"], "own_upper": r["shrunk_upper"],
-            "median": float(peer_values.median()), "peers": peer_values.tolist(), "n_peers": len(peer_values),
-            "percentile": float((peer_values < r["shrunk_value"]).mean() * 100),
-            "position": _position(r, m),
-        })
+        if result is not None and (row := feedback.peer_row(result, m, clinician_id, f.min_patients)) is not None:
+            out.append(row)
     return pd.DataFrame(out)
+
+
+def letter_pdf(f: filters.Filters, clinician_id: str, name: str) -> bytes:
+    """The clinician's one-page feedback letter for the sidebar's selection, as PDF bytes."""
+    results = {m.id: (m, r) for m in f.measures() if m.unit == "clinician"
+               and (r := data.compared(m, f.measure_params(m), f.clinicians)) is not None}
+    peers = feedback.Peers(results, taper_view.period_tapers(f), {clinician_id: name}, f.scope)
+    settings = f.settings()
+    page = feedback.page(feedback.letter(peers, clinician_id, settings.min_cell), settings, f.scope, settings.min_cell)
+    with tempfile.TemporaryDirectory() as tmp:
+        return exports.print_pdf(page, Path(tmp) / "letter.pdf").read_bytes()
 
 
 def render() -> None:
@@ -79,6 +68,10 @@ def render() -> None:
         "more, some less, and a figure here cannot know why. Each figure is an estimate that allows for chance "
         "(a 'shrunken' value: with few patients it stays near the group's), so a handful of patients cannot make "
         "you look unusual. Peers are anonymous.")
+    downloads.document("Feedback letter (PDF)", lambda: letter_pdf(f, clinician_id, name),
+                       f"feedback_{code}.pdf", f,
+                       "A one-page letter for this clinician: their figures beside anonymous peers, a top-performer "
+                       "benchmark and their tapers against the guideline pace. Takes a few seconds.")
     if rows.empty:
         st.info(f"{name} has no patients counted in these measures {f.span}. Try a longer period.",
                 icon=":material/info:")

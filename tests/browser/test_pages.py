@@ -152,3 +152,30 @@ def test_download_the_funnel_as_png_and_its_data_as_csv(server, page):
     audit = [json.loads(line) for line in AUDIT_LOG.read_text().splitlines()]
     assert [a["what"] for a in audit][-2:] == ["benzo_overlap_funnel.png", "benzo_overlap_funnel.csv"]
     assert audit[-1]["filters"]["start"] == "2025-01-01" and audit[-1]["user"] == "local (no sign-in configured)"
+
+
+def test_download_the_report_pack_and_a_feedback_letter(server, page):
+    import json
+
+    from analysis import privacy
+    from tests.browser.conftest import AUDIT_LOG
+
+    page.goto(server + "/")
+    wait_for_app(page)
+    with page.expect_download(timeout=180_000) as pack:
+        page.locator("[data-testid=stDownloadButton]").filter(has_text="Report pack (PDF)").first.click()
+    data = Path(pack.value.path()).read_bytes()
+    assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page[^s]", data)) >= 5
+    assert pack.value.suggested_filename == "report_pack_2025-01-01_2025-12-31.pdf"
+
+    code = privacy.pseudonyms(["D0002"], privacy.pseudonym_secret())["D0002"].split(" ")[1]
+    page.goto(server + f"/profile?clinician={code}")
+    wait_for_app(page)
+    page.get_by_text("your prescribing beside your peers").first.wait_for(timeout=60_000)
+    with page.expect_download(timeout=120_000) as letter:
+        page.locator("[data-testid=stDownloadButton]").filter(has_text="Feedback letter (PDF)").first.click()
+    data = Path(letter.value.path()).read_bytes()
+    assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page[^s]", data)) == 1
+    audit = [json.loads(line) for line in AUDIT_LOG.read_text().splitlines()]
+    assert [a["what"] for a in audit][-2:] == ["report_pack_2025-01-01_2025-12-31.pdf", f"feedback_{code}.pdf"]
+    no_exception(page)

@@ -1,0 +1,324 @@
+"""Peer-comparison letters (`rxdash feedback`): one page for one clinician, their own figures named and
+their peers anonymous, written for audit and feedback, not policing.
+
+Each clinician-level measure gives the clinician's figure (a shrunken estimate that allows for chance),
+the peers' median, a top-performer benchmark and the peers' spread; then their tapers against the
+guideline pace. The benchmark is the Achievable Benchmark of Care (Kiefe et al. 1998, J Eval Clin Pract
+4:1; Kiefe et al. 2001, JAMA 285:2871): the pooled rate of the best-performing clinicians who together
+hold at least 10% of the patients, ranked by the adjusted performance fraction (x + 1) / (n + 2) so that a
+clinician with few patients cannot set the bar. It exists only where the measure has a better direction.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import re
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from analysis import db, exports, measures, stats, summary
+
+ABC_SHARE = 0.10   # the best performers must hold at least this share of the patients (Kiefe 1998)
+
+
+def benchmark(units: pd.DataFrame, direction: str, share: float = ABC_SHARE) -> float:
+    """Achievable Benchmark of Care for a proportion: units (numerator, denominator) ranked best first by
+    (x + 1) / (n + 2), taken until they hold `share` of all patients; their pooled rate. NaN for a
+    measure without a better direction."""
+    if direction not in ("lower", "higher") or units.empty or units["denominator"].sum() <= 0:
+        return float("nan")
+    adjusted = (units["numerator"] + 1) / (units["denominator"] + 2)
+    ranked = units.assign(adjusted=adjusted).sort_values("adjusted", ascending=direction == "lower", kind="stable")
+    held = ranked["denominator"].cumsum()
+    needed = share * units["denominator"].sum()
+    best = ranked.iloc[: int(np.searchsorted(held.to_numpy(), needed)) + 1]
+    return float(best["numerator"].sum() / best["denominator"].sum())
+
+
+def position(row: pd.Series) -> str:
+    """Where a clinician stands, in plain words that pass no verdict the data cannot carry."""
+    if row["flag"] == "small":
+        return "too few patients to say"
+    if row["flag"] in ("high", "low"):
+        side = "above" if row["flag"] == "high" else "below"
+        return f"{side} the range chance alone would explain"
+    return "within the range chance alone would explain"
+
+
+def peer_row(result: stats.Funnel, m: measures.Measure, clinician_id: str, min_patients: int = 1) -> dict | None:
+    """One measure for one clinician: own figures, peers' shrunken values (peers with at least
+    `min_patients` patients), their median, the share of peers lower, the benchmark and the position.
+    None when the clinician has no patients in the measure or has no peers."""
+    units = result.units
+    own = units[units["unit_id"] == clinician_id]
+    peers = units[(units["unit_id"] != clinician_id) & (units["denominator"] >= min_patients)]
+    if own.empty or peers.empty:
+        return None
+    r = own.iloc[0]
+    values = peers["shrunk_value"].dropna()
+    return {
+        "measure_id": m.id, "measure": m.title, "percent": m.kind == "proportion", "direction": m.direction,
+        "patients": int(r["denominator"]), "value": float(r["value"]), "own": float(r["shrunk_value"]),
+        "own_lower": float(r["shrunk_lower"]), "own_upper": float(r["shrunk_upper"]),
+        "median": float(values.median()), "peers": values.tolist(), "n_peers": len(values),
+        "percentile": float((values < r["shrunk_value"]).mean() * 100),
+        "benchmark": benchmark(units, m.direction) if m.kind == "proportion" else float("nan"),
+        "position": position(r),
+    }
+
+
+@dataclass(frozen=True)
+class TaperSummary:
+    """A clinician's tapers by speed band, and the peers' share at the guideline pace."""
+
+    total: int
+    by_category: dict[str, int]
+    peer_total: int
+    peer_gradual_share: float
+
+
+def taper_summary(tapers: pd.DataFrame, clinician_id: str) -> TaperSummary:
+    """tapers: one row per taper in the period (clinician_id, category as banded by the settings)."""
+    own = tapers[tapers["clinician_id"] == clinician_id]
+    peers = tapers[tapers["clinician_id"] != clinician_id]
+    counts = own["category"].value_counts()
+    return TaperSummary(len(own), {c: int(counts.get(c, 0)) for c in ("gradual", "moderate", "rapid",
+                                                                        "abrupt_discontinuation")},
+                        len(peers), float((peers["category"] == "gradual").mean()) if len(peers) else float("nan"))
+
+
+@dataclass(frozen=True)
+class Letter:
+    clinician_id: str
+    name: str
+    rows: pd.DataFrame       # one row per measure (peer_row)
+    tapers: TaperSummary
+
+
+@dataclass(frozen=True)
+class Peers:
+    """Everything the letters of one period share: each measure compared once, tapers, names."""
+
+    results: dict[str, tuple[measures.Measure, stats.Funnel]]
+    tapers: pd.DataFrame
+    names: dict[str, str]
+    scope: str
+
+
+def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = ()) -> Peers:
+    """Every clinician-level measure compared among the clinicians of `clinics` (all when empty)."""
+    bounds = summary.data_bounds(conn)
+    directory = db.read_frame(conn, "clinician_directory")
+    unknown = set(clinics) - set(directory["clinic_id"])
+    if unknown:
+        raise ValueError(f"unknown clinic {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(set(directory['clinic_id'])))}")
+    allowed = set(directory.loc[directory["clinic_id"].isin(clinics), "clinician_id"]) if clinics else None
+    keep = (lambda rows: rows) if allowed is None else (lambda rows: rows[rows["clinician_id"].isin(allowed)])
+    results = {}
+    for m in measures.configured(s.low_mme, s.high_mme):
+        if m.unit != "clinician":
+            continue
+        units = measures.unit_rows(keep(db.read_frame(conn, m.query, summary.measure_params(m, s, s.start, s.end,
+                                                                                          bounds))), m)
+        if len(units) >= 2:
+            results[m.id] = (m, measures.compare(units, m))
+    tapers = keep(db.read_frame(conn, "tapers_attributed", {**s.dosing.sql(),
+                                                            **s.tapers.sql(bounds["data_start"], bounds["data_end"])}))
+    tapers = tapers[(tapers["taper_start"] >= s.start) & (tapers["taper_start"] <= s.end)]
+    names = db.read_frame(conn, "clinician_names")
+    clinic_names = dict(zip(directory["clinic_id"], directory["clinic_name"]))
+    return Peers(results, tapers, dict(zip(names["clinician_id"], names["clinician_name"])),
+                 ", ".join(clinic_names[c] for c in clinics) or "all clinics")
+
+
+def letter(peers: Peers, clinician_id: str, min_cell: int) -> Letter:
+    """One clinician's letter, addressed by `peers.names`; peers are those with at least `min_cell`
+    patients in a measure."""
+    rows = [row for m, result in peers.results.values()
+            if (row := peer_row(result, m, clinician_id, max(min_cell, 1))) is not None]
+    name = peers.names.get(clinician_id) or clinician_id
+    return Letter(clinician_id, name, pd.DataFrame(rows), taper_summary(peers.tapers, clinician_id))
+
+
+def clinicians_with_patients(peers: Peers) -> list[str]:
+    """Who gets a letter: every clinician counted in at least one measure or with a taper in the period."""
+    ids = set(peers.tapers["clinician_id"].dropna())
+    for _, result in peers.results.values():
+        ids |= set(result.units["unit_id"])
+    return sorted(ids)
+
+
+# ---- the page ------------------------------------------------------------------------------------------
+
+CSS = """
+@page { size: A4; margin: 13mm 14mm; }
+body { font-family: Inter, 'Segoe UI', Helvetica, Arial, sans-serif; color: #1f2933; font-size: 10.5px;
+       line-height: 1.4; margin: 0; }
+h1 { font-size: 19px; margin: 0 0 2px; } h2 { font-size: 13px; margin: 12px 0 3px; }
+p { margin: 4px 0; } .muted { color: #52606d; } .small { font-size: 9px; }
+table { border-collapse: collapse; width: 100%; margin: 4px 0; }
+th { text-align: left; font-weight: 600; border-bottom: 1px solid #9aa5b1; padding: 2px 5px; vertical-align: bottom; }
+td { border-bottom: 1px solid #e4e7eb; padding: 2px 5px; vertical-align: middle; }
+.legend span { margin-right: 12px; white-space: nowrap; }
+"""
+BLUE, ORANGE, GREEN, GREY = "#0072B2", "#E69F00", "#009E73", "#9aa5b1"
+
+
+def strip_svg(peers: list[float], own: float, median: float, best: float, percent: bool,
+                width: int = 200, height: int = 22) -> str:
+    """The peers' spread as grey ticks, their median (orange bar), the benchmark (green ring) and the
+    clinician (blue diamond, left out when NaN), on one small axis from the lowest to the highest value."""
+    values = [v for v in [*peers, own, median, best] if v == v]
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        lo, hi = lo - (0.05 if percent else 1), hi + (0.05 if percent else 1)
+    x = lambda v: 8 + (v - lo) / (hi - lo) * (width - 16)  # noqa: E731
+    mid = height / 2
+    parts = [f'<line x1="8" y1="{mid}" x2="{width - 8}" y2="{mid}" stroke="#e4e7eb"/>']
+    parts += [f'<line x1="{x(v):.1f}" y1="{mid - 5}" x2="{x(v):.1f}" y2="{mid + 5}" stroke="{GREY}" stroke-width="1"/>'
+              for v in peers]
+    parts.append(f'<rect x="{x(median) - 1.5:.1f}" y="{mid - 9}" width="3" height="18" fill="{ORANGE}"/>')
+    if best == best:
+        parts.append(f'<circle cx="{x(best):.1f}" cy="{mid}" r="5" fill="none" stroke="{GREEN}" stroke-width="2"/>')
+    if own == own:
+        c = x(own)
+        parts.append(f'<polygon points="{c:.1f},{mid - 7} {c + 6:.1f},{mid} {c:.1f},{mid + 7} {c - 6:.1f},{mid}" '
+                     f'fill="{BLUE}" stroke="white" stroke-width="1"/>')
+    return f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">{"".join(parts)}</svg>'
+
+
+def _count(n: int, min_cell: int, noun: str) -> str:
+    if 1 <= n < min_cell:
+        return f"fewer than {min_cell} {noun}"
+    return f"{n:,} {noun if n != 1 else noun.rstrip('s')}"
+
+
+def _taper_text(t: TaperSummary, s: summary.Settings, min_cell: int) -> str:
+    gradual, rapid = s.tapers.gradual_max_pct, s.tapers.rapid_min_pct
+    pace = (f"The guideline pace is a reduction of {gradual:g}% of the dose a month or slower (HHS 2019 guide: "
+            "5–10% every 4 weeks for most patients on long-term therapy; CDC 2022: taper gradually, never abruptly "
+            "unless there is a threat of serious harm).")
+    if t.total == 0:
+        own = "No tapers or discontinuations of your patients started in the period."
+    elif t.total < min_cell:
+        own = (f"Fewer than {min_cell} tapers or discontinuations of your patients started in the period: too few to "
+               "break down here without pointing to individual patients. The dashboard's profile page shows each "
+               "taper's daily dose (without dates or names) for your own review.")
+    else:
+        c = t.by_category
+        parts = [f"{c['gradual']:,} at the guideline pace", f"{c['moderate']:,} between {gradual:g}% and {rapid:g}% a month",
+                 f"{c['rapid']:,} faster than {rapid:g}% a month",
+                 f"{c['abrupt_discontinuation']:,} ended abruptly (at half the starting dose or more)"]
+        if any(1 <= c[k] < min_cell for k in c):   # a share would give the small group's count away
+            parts = ["the split by speed is not shown because some groups are small"]
+        own = f"{t.total:,} tapers or discontinuations of your patients started in the period: " + "; ".join(parts) + "."
+    gradual_peers = round(t.peer_gradual_share * t.peer_total) if t.peer_total else 0
+    shown = all(n == 0 or n >= min_cell for n in (gradual_peers, t.peer_total - gradual_peers))  # none derivable
+    peers = (f" Among your peers' {t.peer_total:,} tapers, {t.peer_gradual_share:.0%} went at the guideline pace."
+             if t.peer_total and shown else "")
+    return f"<p>{html.escape(own + peers, quote=False)}</p><p class='muted'>{html.escape(pace, quote=False)}</p>"
+
+
+def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
+    """The letter as one self-contained HTML page (no script, no network), made to print on one A4 page."""
+    period = f"{s.start:%d %b %Y} to {s.end:%d %b %Y}"
+    head = (f"<h1>Your opioid prescribing beside your peers</h1><p class='muted'>For {html.escape(l.name)} · "
+            f"{html.escape(period)} · peers: clinicians of {html.escape(scope)} · prepared "
+            f"{dt.date.today():%d %b %Y}</p>"
+            "<p>This page is for you: a mirror, not a rating. It shows how your prescribing compares with your "
+            "colleagues' so that you can decide whether anything is worth a closer look or a conversation. Your "
+            "patients are yours; some need more, some less, and no figure here can know why. Each of your figures "
+            "allows for chance (with few patients it stays near the group's), so a handful of patients cannot make you "
+            "look unusual. Your peers are not named.</p>")
+    if l.rows.empty:
+        body = ("<p><b>None of your patients are counted in these measures in the period.</b> A longer period may "
+                "give a picture.</p>")
+    else:
+        cells = []
+        for r in l.rows.itertuples():
+            m = measures.BY_ID[r.measure_id]
+            fmt = lambda v: measures.describe_value(v, m)  # noqa: E731
+            small = 1 <= r.patients < min_cell
+            own = "too few to compare" if small else f"<b>{fmt(r.own)}</b><br><span class='small muted'>{fmt(r.own_lower)} to {fmt(r.own_upper)}</span>"
+            best = fmt(r.benchmark) if r.benchmark == r.benchmark else "<span class='muted'>no better direction</span>"
+            words = "fewer patients than can be shown" if small else html.escape(r.position)
+            svg = strip_svg(r.peers, float("nan") if small else r.own, r.median, r.benchmark, r.percent)
+            cells.append(f"<tr><td>{html.escape(r.measure)}</td><td>{_count(r.patients, min_cell, 'patients')}</td>"
+                         f"<td>{own}</td><td>{fmt(r.median)}</td><td>{best}</td><td>{svg}</td><td>{words}</td></tr>")
+        body = ("<h2>Your figures</h2><table><tr><th>Measure</th><th>Your patients</th><th>Your figure (95% "
+                "interval)</th><th>Peer median</th><th>Top performers</th><th>You among peers</th><th>Compared with "
+                "peers</th></tr>" + "".join(cells) + "</table>"
+                f"<p class='legend small'><span><b style='color:{BLUE}'>◆</b> you</span><span><b style='color:{GREY}'>|"
+                f"</b> a peer</span><span><b style='color:{ORANGE}'>▮</b> peer median</span><span><b style='color:"
+                f"{GREEN}'>○</b> top performers</span></p>")
+    tapers = "<h2>Your tapers</h2>" + _taper_text(l.tapers, s, min_cell)
+    notes = ("<h2>How to read this page</h2><p class='small muted'>Lower is not always better: the average dose, for "
+             "one, carries no verdict, and a figure outside the range chance would explain is a question worth a "
+             "conversation, not an answer. <b>Top performers</b>: the achievable benchmark of care, the pooled figure "
+             "of the best-placed colleagues who together hold at least 10% of the patients (Kiefe 2001), shown only "
+             "where the measure has a better direction. Peers are clinicians with at least "
+             f"{max(min_cell, 1)} patients in a measure. "
+             + html.escape(" ".join(summary.parameter_lines(s)))
+             + (f" Counts from 1 to {min_cell - 1} are not shown." if min_cell > 1 else
+                " Small counts are shown (internal use).")
+             + " No patient is named or identifiable on this page.</p>"
+             "<p class='small muted'>Support: the CDC 2022 clinical practice guideline for prescribing opioids for "
+             "pain and the HHS 2019 guide for clinicians on dose reduction or discontinuation of long-term opioids. "
+             "If you would like to talk this through, your clinic's quality lead is glad to.</p>")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Prescribing feedback: {html.escape(l.name)}"
+            f"</title><style>{CSS}</style></head><body>{head}{body}{tapers}{notes}</body></html>")
+
+
+def _file_name(clinician_id: str) -> str:
+    return "letter_" + re.sub(r"[^A-Za-z0-9_-]+", "_", clinician_id) + ".pdf"
+
+
+def write_one(engine: sa.Engine, s: summary.Settings, clinician_id: str, out: Path,
+              clinics: tuple[str, ...] = ()) -> Path:
+    """One clinician's letter as PDF (or .html)."""
+    with engine.connect() as conn:
+        peers = compare_all(conn, s, clinics)
+    if clinician_id not in set(peers.names):
+        raise ValueError(f"unknown clinician {clinician_id}")
+    text = page(letter(peers, clinician_id, s.min_cell), s, peers.scope, s.min_cell)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".html":
+        out.write_text(text, encoding="utf-8")
+        return out
+    if out.suffix.lower() != ".pdf":
+        raise ValueError(f"--out must end in .pdf or .html, not {out.suffix or 'nothing'}")
+    return exports.print_pdf(text, out)
+
+
+def write_all(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str, ...] = (),
+              workers: int = 2) -> int:
+    """A zip of one PDF letter per clinician with patients in the period; the number of letters."""
+    if out.suffix.lower() != ".zip":
+        raise ValueError(f"--all writes a .zip file, not {out.suffix or 'nothing'}")
+    with engine.connect() as conn:
+        peers = compare_all(conn, s, clinics)
+    ids = clinicians_with_patients(peers)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        def one(clinician_id: str) -> Path:
+            text = page(letter(peers, clinician_id, s.min_cell), s, peers.scope, s.min_cell)
+            return exports.print_pdf(text, Path(tmp) / _file_name(clinician_id))
+
+        with ThreadPoolExecutor(workers) as pool:
+            files = list(pool.map(one, ids))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in files:
+                z.write(f, f.name)
+    out.write_bytes(buffer.getvalue())
+    return len(ids)

@@ -1,0 +1,101 @@
+"""Peer-comparison letters (`rxdash feedback`): the benchmark, the suppression, one page, no identifiers."""
+from __future__ import annotations
+
+import math
+import re
+import zipfile
+
+import pandas as pd
+import pytest
+
+from analysis import feedback, measures, summary
+from analysis.feedback import Letter, TaperSummary, benchmark
+from tests.test_cli import SAMPLE, run
+
+PERIOD = ["--start", "2025-01-01", "--end", "2025-12-31"]
+# Four clinicians (numerator / denominator), 100 patients in all, so the top 10% is 10 patients.
+UNITS = pd.DataFrame({"unit_id": list("ABCD"), "numerator": [0, 1, 3, 20], "denominator": [5, 20, 30, 45]})
+
+
+def pages(pdf: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+
+
+def test_achievable_benchmark_worked_by_hand():
+    # Adjusted fractions (x+1)/(n+2): A 1/7 = .143, B 2/22 = .091, C 4/32 = .125, D 21/47 = .447.
+    # Lower is better: B comes first (A's 0 of 5 cannot set the bar) and holds 20 >= 10 patients: 1/20.
+    assert benchmark(UNITS, "lower") == pytest.approx(0.05)
+    # A quarter of the patients (25): B then C, (1 + 3) / (20 + 30).
+    assert benchmark(UNITS, "lower", share=0.25) == pytest.approx(0.08)
+    # Higher is better: D first, 45 patients: 20/45.
+    assert benchmark(UNITS, "higher") == pytest.approx(20 / 45)
+    assert math.isnan(benchmark(UNITS, "neutral"))
+
+
+def _letter(patients: int, tapers: TaperSummary) -> str:
+    row = {"measure_id": "high_dose_90", "measure": "Long-term patients at 90 MME a day or more", "percent": True,
+           "direction": "lower", "patients": patients, "value": 0.2, "own": 0.18, "own_lower": 0.1,
+           "own_upper": 0.3, "median": 0.15, "peers": [0.1, 0.15, 0.2], "n_peers": 3, "percentile": 66.7,
+           "benchmark": 0.05, "position": "within the range chance alone would explain"}
+    letter = Letter("D7", "Dr Ada Example", pd.DataFrame([row]), tapers)
+    settings = summary.Settings(pd.Timestamp("2025-01-01").date(), pd.Timestamp("2025-12-31").date())
+    return feedback.page(letter, settings, "all clinics", min_cell=11)
+
+
+def test_letter_names_the_clinician_and_suppresses_small_counts():
+    many = TaperSummary(25, {"gradual": 12, "moderate": 13, "rapid": 0, "abrupt_discontinuation": 0}, 40, 0.5)
+    text = _letter(30, many)
+    assert "For Dr Ada Example" in text and "30 patients" in text and "<b>18.0%</b>" in text
+    assert "Top performers" in text and "5.0%" in text                    # the benchmark
+    assert "25 tapers or discontinuations" in text and "12 at the guideline pace" in text
+    assert "Among your peers' 40 tapers, 50% went at the guideline pace." in text
+    assert "<script" not in text and "http" not in text.replace("http://www.w3.org", "")
+    # 8 patients: count and figure withheld; 3 rapid tapers: no split; peers' 3 of 29 gradual: not shown.
+    few = TaperSummary(25, {"gradual": 12, "moderate": 10, "rapid": 3, "abrupt_discontinuation": 0}, 29, 3 / 29)
+    text = _letter(8, few)
+    assert "fewer than 11 patients" in text and "too few to compare" in text and "18.0%" not in text
+    assert "split by speed is not shown" in text and "Among your peers" not in text
+    small = TaperSummary(4, {"gradual": 4, "moderate": 0, "rapid": 0, "abrupt_discontinuation": 0}, 29, 0.5)
+    assert "Fewer than 11 tapers" in _letter(30, small)
+
+
+def test_one_page_letter_from_the_command_line(tmp_path, sample_duckdb):
+    out = run("feedback", "--db", sample_duckdb, *PERIOD, "--clinician", "D0002", "--out",
+              str(tmp_path / "letter.pdf"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert pages((tmp_path / "letter.pdf").read_bytes()) == 1
+    out = run("feedback", "--db", sample_duckdb, *PERIOD, "--clinician", "D0002", "--out",
+              str(tmp_path / "letter.html"), cwd=tmp_path)
+    text = (tmp_path / "letter.html").read_text()
+    assert "For Jordan Novak" in text                                      # own name (data/sample/clinicians.csv)
+    others = pd.read_csv(SAMPLE / "clinicians.csv")
+    assert not any(n in text for n in others.loc[others["clinician_id"] != "D0002", "clinician_name"])
+    assert not re.search(r"\bP\d{7}\b|\bD\d{4}\b", text)                  # no patient or clinician id
+    counts = [int(n.replace(",", "")) for n in re.findall(r"<td>([\d,]+) patients?</td>", text)]
+    assert counts and not any(1 <= n <= 10 for n in counts)
+    for m in measures.MEASURES:
+        if m.unit == "clinician" and m.title in text:
+            break
+    else:
+        pytest.fail("no measure in the letter")
+
+
+def test_all_letters_in_a_zip_one_page_each(tmp_path, sample_duckdb):
+    out = run("feedback", "--db", sample_duckdb, *PERIOD, "--all", "--out", str(tmp_path / "letters.zip"),
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    with zipfile.ZipFile(tmp_path / "letters.zip") as z:
+        names = z.namelist()
+        assert len(names) == 40 and f"{len(names)} letters" in out.stdout    # every sample clinician has patients
+        assert all(pages(z.read(n)) == 1 for n in names)
+
+
+def test_feedback_refuses_what_it_cannot_do(tmp_path, sample_duckdb):
+    bad = run("feedback", "--db", sample_duckdb, *PERIOD, "--clinician", "D9999", "--out", str(tmp_path / "x.pdf"),
+              cwd=tmp_path)
+    assert bad.returncode == 1 and "unknown clinician D9999" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run("feedback", "--db", sample_duckdb, *PERIOD, "--all", "--out", str(tmp_path / "x.pdf"), cwd=tmp_path)
+    assert bad.returncode == 1 and "--all writes a .zip file" in bad.stderr
+    bad = run("feedback", "--db", sample_duckdb, *PERIOD, "--out", str(tmp_path / "x.pdf"), cwd=tmp_path)
+    assert bad.returncode == 2 and "one of the arguments --clinician --all is required" in bad.stderr
+    assert not (tmp_path / "x.pdf").exists()
