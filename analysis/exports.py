@@ -139,11 +139,17 @@ def suppressed_csv(table: pd.DataFrame, counts: Sequence[str], derived: Sequence
     return buffer.getvalue().encode("utf-8")
 
 
-def audit(what: str, user: str, filters: dict[str, object], path: Path | None = None) -> None:
-    """Append one export to the audit log (JSON lines: when, user, what, filters)."""
-    target = Path(path or os.environ.get(AUDIT_ENV) or DEFAULT_AUDIT)
+def audit_path() -> Path:
+    return Path(os.environ.get(AUDIT_ENV) or DEFAULT_AUDIT)
+
+
+def audit(what: str, user: str, filters: dict[str, object], path: Path | None = None, role: str = "",
+          event: str = "export") -> None:
+    """Append one event to the audit log (JSON lines: when, event, user, role, what, filters)."""
+    target = Path(path or audit_path())
     target.parent.mkdir(parents=True, exist_ok=True)
-    entry = {"at": dt.datetime.now().isoformat(timespec="seconds"), "user": user, "what": what,
+    entry = {"at": dt.datetime.now().isoformat(timespec="seconds"), "event": event, "user": user, "role": role,
+             "what": what,
              "filters": {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in filters.items()}}
     with target.open("a", encoding="utf-8") as f:
         f.write(json.dumps(entry, default=str) + "\n")

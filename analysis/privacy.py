@@ -2,8 +2,8 @@
 
 A clinician's label is a keyed hash of their id: "Clinician 7KQ2F" means the same person in every
 period, page and export of one deployment, and nobody without the deployment's secret can work back
-from the label to the id. Names appear only where a role allows it (access issue); until then, always
-pseudonyms.
+from the label to the id. Names appear only where a role allows it (analysis/access.py); links and the
+audit log always use the pseudonym's code.
 """
 from __future__ import annotations
 

@@ -1,13 +1,22 @@
-"""Streamlit entry point: page set-up, the shared filters and navigation. Started by `rxdash serve` / `rxdash demo`."""
+"""Streamlit entry point: page set-up, sign-in and roles, the shared filters and navigation.
+Started by `rxdash serve` / `rxdash demo`."""
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import filters, pages
+from dashboard import filters, pages, viewer
 
 st.set_page_config(page_title="Prescribing consistency", page_icon=":material/monitoring:", layout="wide")
 
-navigation = st.navigation(pages.all_pages())
-# The filters are drawn on every run, whatever the page, so they keep their state (and the URL) across pages.
-filters.sidebar()
-navigation.run()
+v = viewer.current()
+if v is None:                      # sign-in configured, nobody signed in yet
+    st.navigation([st.Page(viewer.sign_in_page, title="Sign in", icon=":material/login:")]).run()
+elif not v.roles:                  # signed in, but no role given to this account
+    st.navigation([st.Page(viewer.no_role_page, title="No access", icon=":material/lock:")]).run()
+else:
+    # Only the pages the viewer's roles allow are registered; each page checks the role again itself.
+    navigation = st.navigation(pages.for_viewer(v))
+    viewer.header(v)
+    # The filters are drawn on every run, whatever the page, so they keep their state (and the URL) across pages.
+    filters.sidebar()
+    navigation.run()

@@ -138,9 +138,23 @@ def _serve(url: str, host: str, port: int) -> int:
     return 0  # not reached
 
 
+def _refuse_open_demo(args: argparse.Namespace) -> bool:
+    """Without sign-in the dashboard is a local demo: it listens on this computer only unless told otherwise."""
+    from analysis import access
+
+    if args.host in access.LOCAL_HOSTS or args.allow_remote_without_sign_in or access.auth_configured():
+        return False
+    print(f"rxdash {args.command}: error: no sign-in is configured ([auth] in .streamlit/secrets.toml), so the "
+          f"dashboard would show every page to anyone who reaches {args.host}. Configure sign-in (README: Sign-in "
+          "and roles), serve on 127.0.0.1, or pass --allow-remote-without-sign-in.", file=sys.stderr)
+    return True
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from analysis import db
 
+    if _refuse_open_demo(args):
+        return 2
     return _serve(db.resolve_url(args.db), args.host, args.port)
 
 
@@ -172,6 +186,8 @@ def ensure_sample_database(url: str) -> bool:
 def cmd_demo(args: argparse.Namespace) -> int:
     from analysis import db, ingest
 
+    if _refuse_open_demo(args):
+        return 2
     url = db.resolve_url(args.db)
     try:
         ensure_sample_database(url)
@@ -252,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--db", help=db_help)
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8501)
+        p.add_argument("--allow-remote-without-sign-in", action="store_true",
+                       help="listen on a non-local address although no sign-in is configured (not advised)")
         p.set_defaults(func=func)
     return parser
 

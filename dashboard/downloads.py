@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis import exports
-from dashboard import filters
+from dashboard import filters, viewer
 
 CSV_NOTE = "Counts from 1 to 10 are left blank (and what would give them away)."
 
@@ -21,14 +21,15 @@ CSV_NOTE = "Counts from 1 to 10 are left blank (and what would give them away)."
 def _audited(build: Callable[[], bytes], what: str, f: filters.Filters) -> Callable[[], bytes]:
     def run() -> bytes:
         content = build()
-        exports.audit(what, user=_user(), filters=filters.describe(f))
+        viewer.record("export", what, filters.describe(f))
         return content
     return run
 
 
-def _user() -> str:
-    """Who is exporting: the signed-in user once sign-in exists; until then the local demo user."""
-    return "local (no sign-in configured)"
+def allowed() -> bool:
+    """Whether the viewer's role may take files out of the dashboard."""
+    v = viewer.current()
+    return v is not None and v.exports
 
 
 def show(fig: go.Figure, name: str, f: filters.Filters, context: exports.Context,
@@ -36,6 +37,8 @@ def show(fig: go.Figure, name: str, f: filters.Filters, context: exports.Context
     """Draw the chart, then a row of download buttons: images, HTML and (when `csv` is given) the data
     behind it. Nothing is built until a button is pressed."""
     st.plotly_chart(fig, theme=None, width="stretch")
+    if not allowed():
+        return
     cols = st.columns([1, 1, 1, 1, 3])
     browser = Path(os.environ.get(exports.BROWSER_ENV, exports.DEFAULT_BROWSER))
     for col, fmt in zip(cols, ("png", "svg", "pdf", "html")):
@@ -54,6 +57,8 @@ def show(fig: go.Figure, name: str, f: filters.Filters, context: exports.Context
 
 def document(label: str, build: Callable[[], bytes], file_name: str, f: filters.Filters, note: str) -> None:
     """One button for a whole document (report pack, feedback letter) as PDF, built when pressed, audited."""
+    if not allowed():
+        return
     browser = Path(os.environ.get(exports.BROWSER_ENV, exports.DEFAULT_BROWSER))
     missing = not browser.exists()
     st.download_button(label, _audited(build, file_name, f), file_name=file_name, mime=exports.FORMATS["pdf"],

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import dose, exports, measures, privacy, summary
-from dashboard import data
+from dashboard import data, viewer
 
 STATE = "_filters"
 WRITTEN = "_filters_written"     # the query string this session last wrote: its echo is not new input
@@ -44,7 +44,8 @@ class Filters:
     exclusions: bool = DEFAULTS["exclusions"]
     min_patients: int = DEFAULTS["min_patients"]
     clinicians: frozenset[str] | None = None      # allowed clinician ids; None = everyone
-    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)  # id -> pseudonym
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)  # id -> shown (pseudonym or name)
+    codes: dict[str, str] = field(default_factory=dict, compare=False, hash=False)   # id -> pseudonym code (links)
     clinic_names: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def dose(self) -> dose.DoseParams:
@@ -288,10 +289,16 @@ def sidebar() -> Filters | None:
         allowed = allowed[allowed["clinic_id"].isin(chosen_clinics)]
     if chosen_specialties:
         allowed = allowed[allowed["specialty"].isin(chosen_specialties)]
+    pseudonyms = labels(tuple(directory["clinician_id"]))
+    v = viewer.current()
+    shown = pseudonyms
+    if v is not None and v.names:    # a role that may see who is who (analysis/access.py)
+        names = data.query("clinician_names")
+        shown = {**pseudonyms, **{i: n for i, n in zip(names["clinician_id"], names["clinician_name"]) if n}}
     f = Filters(start, end, bounds[0], bounds[1], tuple(chosen_clinics), tuple(chosen_specialties), factor_set,
                 float(low), float(high), float(gradual), float(rapid), bool(exclusions), int(min_patients),
                 frozenset(allowed["clinician_id"]) if chosen_clinics or chosen_specialties else None,
-                labels(tuple(directory["clinician_id"])), clinic_names)
+                labels=shown, clinic_names=clinic_names, codes={i: p.split(" ", 1)[1] for i, p in pseudonyms.items()})
     if low >= high:
         bar.warning("The dose threshold should be below the high-dose threshold.")
     if gradual >= rapid:
@@ -316,8 +323,10 @@ def default() -> Filters | None:
         return None
     bounds = (bounds_row["data_start"], bounds_row["data_end"])
     directory = data.query("clinician_directory")
-    return Filters(*default_period(bounds), *bounds, labels=labels(tuple(directory["clinician_id"])),
-                   clinic_names=dict(zip(directory["clinic_id"], directory["clinic_name"])))
+    pseudonyms = labels(tuple(directory["clinician_id"]))
+    return Filters(*default_period(bounds), *bounds, labels=pseudonyms,
+                   clinic_names=dict(zip(directory["clinic_id"], directory["clinic_name"])),
+                   codes={i: p.split(" ", 1)[1] for i, p in pseudonyms.items()})
 
 
 @st.cache_data(show_spinner=False)

@@ -1,13 +1,18 @@
-"""Data quality: loads, rejected rows by reason, and how drug descriptions were read."""
+"""Data quality: loads, rejected rows by reason, how drug descriptions were read, the load history and
+(for roles allowed it) the audit log."""
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import streamlit as st
 
-from analysis import charts, dose
-from dashboard import data
+from analysis import charts, dose, exports
+from dashboard import data, viewer
 
 
 def render() -> None:
+    v = viewer.require("data-quality")
     st.title("Data quality")
     st.caption("Everything loaded, whatever the sidebar's filters: this page describes the data, not a period.")
     try:
@@ -74,3 +79,27 @@ def render() -> None:
         st.warning("These ingredients are not in the drug reference, so no measure counts them:")
         st.dataframe(unmapped[["drug_name", "ingredient", "prescriptions"]], hide_index=True)
     st.dataframe(drugs, hide_index=True, width="stretch")
+
+    st.subheader("Load history")
+    runs = history.groupby(["run_id", "loaded_at", "source_dir"], as_index=False)[
+        ["rows_read", "rows_loaded", "rows_rejected"]].sum().sort_values("loaded_at", ascending=False)
+    st.dataframe(runs, hide_index=True, width="stretch",
+                 column_config={"run_id": "Run", "loaded_at": "Loaded at", "source_dir": "From", "rows_read": "Read",
+                                "rows_loaded": "Loaded", "rows_rejected": "Rejected"})
+    if v.audit_log:
+        audit_log()
+
+
+def audit_log(limit: int = 500) -> None:
+    """The latest entries of the audit log (sign-ins, profile views, exports), newest first."""
+    st.subheader("Audit log")
+    path = exports.audit_path()
+    if not path.is_file():
+        st.info(f"Nothing has been recorded yet ({path}).", icon=":material/info:")
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()[-limit:]
+    entries = pd.DataFrame([json.loads(line) for line in lines if line.strip()])
+    entries["filters"] = entries["filters"].map(lambda d: json.dumps(d, default=str) if isinstance(d, dict) else "")
+    columns = [c for c in ("at", "event", "user", "role", "what", "filters") if c in entries]
+    st.caption(f"The last {len(entries):,} entries of {path}, newest first.")
+    st.dataframe(entries[columns].iloc[::-1], hide_index=True, width="stretch")

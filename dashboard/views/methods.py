@@ -10,7 +10,7 @@ import streamlit as st
 
 import queries
 from analysis import dose, measures, stats
-from dashboard import filters
+from dashboard import filters, viewer
 
 
 def _factor_table() -> pd.DataFrame:
@@ -24,6 +24,7 @@ def _parameters(obj: object, source: str) -> pd.DataFrame:
 
 
 def render() -> None:
+    viewer.require("methods")
     st.title("Methods")
     st.markdown("Every number on these pages comes from a declared measure, its SQL and the parameters "
                 "below. Definitions follow the CDC 2022 guideline, the HHS 2019 guide on dose reduction, "
@@ -75,6 +76,9 @@ def render() -> None:
         "sidebar can change them. Changing any other taper parameter needs a new load.\n"
         "- **Previous period.** The Overview compares with the period of the same length just before, when "
         "the data cover it.\n"
+        "- **Roles.** Leaders see clinicians' names; committees see pseudonyms; a clinician sees their own "
+        "profile, named, beside anonymous peers; admins see the data pages and the audit log. Small counts are "
+        "suppressed in every exported file whatever the role.\n"
         "- **Pseudonyms.** Clinicians are shown as a keyed hash of their id (stable within a deployment); "
         "patients never appear, and taper trajectories show days from the start, not dates.\n"
         "- **Events after tapers** are described by speed band, not attributed to the taper: who was tapered, "

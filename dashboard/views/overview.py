@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, exports, measures, report, stats
-from dashboard import data, downloads, filters, pages
+from dashboard import data, downloads, filters, pages, viewer
 
 
 def headline(f: filters.Filters, start: dt.date, end: dt.date) -> dict[str, float]:
@@ -79,6 +79,7 @@ def _delta(now: float, before: float | None, percent: bool) -> str | None:
 
 
 def render() -> None:
+    viewer.require("overview")
     st.title("Prescribing consistency")
     f = filters.current()
     if f is None:

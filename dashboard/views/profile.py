@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, exports, feedback, measures
-from dashboard import data, downloads, filters
+from dashboard import data, downloads, filters, viewer
 from dashboard.views import tapers as taper_view
 
 URL_KEY = "clinician"
@@ -38,23 +38,41 @@ def letter_pdf(f: filters.Filters, clinician_id: str, name: str) -> bytes:
 
 
 def render() -> None:
+    v = viewer.require("profile")
     st.title("Clinician profile")
     f = filters.current()
     if f is None:
         return
-    ids = sorted(f.clinicians if f.clinicians is not None else f.labels)
-    codes = {f.label(i).split(" ", 1)[1]: i for i in ids}
-    filters.page_choice(URL_KEY, list(codes))
-    code = st.selectbox("Clinician", sorted(codes), index=None, key=URL_KEY, placeholder="Choose a clinician",
-                        format_func=lambda c: f"Clinician {c}",
-                        help="Clinicians are shown by a stable pseudonym. Peers are the other clinicians in the "
-                             "sidebar's selection (filter by specialty to compare like with like).")
-    if code is None:
-        st.info("Choose a clinician to see their figures beside their peers'.", icon=":material/person_search:")
-        return
-    filters.remember(URL_KEY, code)
-    clinician_id = codes[code]
-    name = f.label(clinician_id)
+    if v.any_profile:
+        ids = sorted(f.clinicians if f.clinicians is not None else f.labels)
+        codes = {f.codes[i]: i for i in ids}
+        filters.page_choice(URL_KEY, list(codes))
+        code = st.selectbox("Clinician", sorted(codes, key=lambda c: f.label(codes[c])), index=None, key=URL_KEY,
+                            placeholder="Choose a clinician", format_func=lambda c: f.label(codes[c]),
+                            help="Clinicians are shown by a stable pseudonym unless your role shows names. Peers "
+                                 "are the other clinicians in the sidebar's selection (filter by specialty to "
+                                 "compare like with like).")
+        if code is None:
+            st.info("Choose a clinician to see their figures beside their peers'.", icon=":material/person_search:")
+            return
+        filters.remember(URL_KEY, code)
+        clinician_id = codes[code]
+        name = f.label(clinician_id)
+    else:
+        # A clinician sees their own profile only, by name; a link to anybody else's is ignored.
+        clinician_id = v.clinician_id
+        if clinician_id is None or clinician_id not in f.codes:
+            st.warning(f"Your account ({v.user}) is not linked to a clinician in these data. Ask the dashboard's "
+                       "administrator to add it under [rxdash.clinicians].", icon=":material/link_off:")
+            return
+        code = f.codes[clinician_id]
+        names = data.query("clinician_names")
+        name = next((n for i, n in zip(names["clinician_id"], names["clinician_name"]) if i == clinician_id and n),
+                    f.label(clinician_id))
+    seen = (code, str(f.start), str(f.end))
+    if st.session_state.get("_profile_audited") != seen:   # one entry per clinician and period viewed
+        st.session_state["_profile_audited"] = seen
+        viewer.record("profile view", f"profile {code}", filters.describe(f))
 
     try:
         rows = peer_rows(f, clinician_id)

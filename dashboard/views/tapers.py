@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, exports, tapering
-from dashboard import data, downloads, filters, pages
+from dashboard import data, downloads, filters, pages, viewer
 
 RAPID_MEASURES = ("taper_rapid", "abrupt_discontinuation")
 TABS = ("By clinician", "Daily dose around tapers", "What followed")
@@ -28,6 +28,7 @@ def trajectories(f: filters.Filters, tapers: pd.DataFrame, title: str, n: int = 
 
 
 def render() -> None:
+    viewer.require("tapers")
     st.title("Tapers")
     f = filters.current()
     if f is None:

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, exports, measures, stats
-from dashboard import data, downloads, filters
+from dashboard import data, downloads, filters, viewer
 
 
 TABS = ("Ranked, allowing for chance", "By clinic", "Are we converging?", "The numbers")
@@ -22,6 +22,7 @@ def trend(f: filters.Filters, measure: measures.Measure) -> pd.DataFrame:
 
 
 def render() -> None:
+    viewer.require("variation")
     st.title("Clinician variation")
     f = filters.current()
     if f is None:

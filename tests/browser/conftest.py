@@ -24,19 +24,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(sample_duckdb, tmp_path_factory):
-    """`rxdash serve` on the sample database; prints the server log if it dies."""
-    port = _free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    AUDIT_LOG.unlink(missing_ok=True)
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
+def start_server(args: list[str], env: dict[str, str], cwd: Path, log_path: Path, base: str):
+    """Start `rxdash serve ARGS` in `cwd` and wait for its health check; print its log if it dies."""
     log = log_path.open("w")
-    env = {k: v for k, v in os.environ.items() if k != "RXDASH_DB_URL"}
-    env["RXDASH_AUDIT_LOG"] = str(AUDIT_LOG)
-    proc = subprocess.Popen([sys.executable, "-m", "dashboard", "serve", "--db", sample_duckdb, "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "dashboard", "serve", *args], stdout=log,
+                            stderr=subprocess.STDOUT, env=env, cwd=cwd)
     deadline = time.time() + 60
     while True:
         try:
@@ -49,13 +41,36 @@ def server(sample_duckdb, tmp_path_factory):
             proc.kill()
             pytest.fail(f"dashboard server did not start:\n{log_path.read_text()}")
         time.sleep(0.5)
-    yield base
+    return proc, log
+
+
+def stop_server(proc, log) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+def server_env(audit_log: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "RXDASH_DB_URL"}
+    env["RXDASH_AUDIT_LOG"] = str(audit_log)
+    return env
+
+
+@pytest.fixture(scope="session")
+def server(sample_duckdb, tmp_path_factory):
+    """`rxdash serve` on the sample database (local demo mode: no sign-in configured)."""
+    port = _free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    AUDIT_LOG.unlink(missing_ok=True)
+    folder = tmp_path_factory.mktemp("server")
+    base = f"http://127.0.0.1:{port}"
+    proc, log = start_server(["--db", sample_duckdb, "--port", str(port)], server_env(AUDIT_LOG), folder,
+                             folder / "server.log", base)
+    yield base
+    stop_server(proc, log)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,104 @@
+"""The whole sign-in flow in a real browser: Streamlit's st.login against a local OIDC provider
+(oidc-provider-mock, started here), roles from the server's secrets.toml, sign-out, and the audit log."""
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+
+from tests.browser.conftest import _free_port, screenshot, server_env, start_server, stop_server
+from tests.browser.test_pages import no_exception, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+SECRETS = """
+[auth]
+redirect_uri = "http://localhost:{port}/oauth2callback"
+cookie_secret = "{cookie}"
+client_id = "rxdash-test"
+client_secret = "rxdash-test-secret"
+server_metadata_url = "http://localhost:{oidc_port}/.well-known/openid-configuration"
+
+[rxdash.roles]
+committee = ["group:quality"]
+clinician = ["jordan.novak@example.org"]
+
+[rxdash.clinicians]
+"jordan.novak@example.org" = "D0002"
+"""
+
+
+@pytest.fixture(scope="module")
+def signed_server(sample_duckdb, tmp_path_factory):
+    """A local OIDC provider with one predefined committee member, and `rxdash serve` configured to use it.
+    Yields (base URL, audit log path)."""
+    from oidc_provider_mock import User, run_server_in_thread
+
+    committee = User(sub="qc@example.org", claims={"email": "qc@example.org", "groups": ["quality"]})
+    with run_server_in_thread(user_claims=[committee]) as oidc:
+        port = _free_port()
+        folder = tmp_path_factory.mktemp("signed")
+        (folder / ".streamlit").mkdir()
+        (folder / ".streamlit" / "secrets.toml").write_text(
+            SECRETS.format(port=port, cookie=secrets.token_hex(32), oidc_port=oidc.server_port))
+        audit = folder / "audit.jsonl"
+        base = f"http://localhost:{port}"
+        proc, log = start_server(["--db", sample_duckdb, "--port", str(port)], server_env(audit), folder,
+                                 folder / "server.log", base)
+        yield base, audit
+        stop_server(proc, log)
+
+
+def sign_in(page, base: str) -> None:
+    page.goto(base + "/")
+    wait_for_app(page)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/oauth2/authorize**", timeout=30_000)        # the provider's page
+
+
+def test_committee_member_signs_in_sees_their_pages_and_signs_out(signed_server, page):
+    base, audit = signed_server
+    sign_in(page, base)
+    page.get_by_role("button", name="qc@example.org").click()           # the predefined user
+    page.wait_for_url(base + "/**", timeout=30_000)
+    page.get_by_text("Signed in as qc@example.org (committee)").wait_for(timeout=60_000)
+    wait_for_app(page)
+    nav = page.locator("[data-testid=stSidebarNav]").inner_text()
+    assert "Overview" in nav and "Clinician variation" in nav and "Tapers" in nav
+    assert "Clinician profile" not in nav and "Data quality" not in nav  # not registered for this role
+    page.locator("[data-testid=stMetric]").nth(6).wait_for(timeout=60_000)   # the seven headline figures
+    assert "Local demo" not in page.content()
+    no_exception(page)
+    screenshot(page, "signed-in-committee")
+
+    page.goto(base + "/profile")                                        # a page the role may not open
+    wait_for_app(page)
+    assert page.get_by_text("your prescribing beside your peers").count() == 0
+    no_exception(page)
+
+    page.goto(base + "/")
+    wait_for_app(page)
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="End session").click()             # the provider ends its session too
+    page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+    assert page.locator("[data-testid=stMetric]").count() == 0
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert {"event": "sign-in", "user": "qc@example.org", "role": "committee"}.items() <= entries[0].items()
+
+
+def test_clinician_signs_in_to_their_own_named_profile(signed_server, page):
+    base, audit = signed_server
+    sign_in(page, base)
+    page.locator("input[name=sub]").fill("jordan.novak@example.org")    # any account: e-mail = the sub
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(base + "/**", timeout=30_000)
+    page.get_by_text("Jordan Novak: your prescribing beside your peers").wait_for(timeout=60_000)
+    wait_for_app(page)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=60_000)
+    nav = page.locator("[data-testid=stSidebarNav]").inner_text()
+    assert "Clinician profile" in nav and "Overview" not in nav
+    no_exception(page)
+    screenshot(page, "signed-in-clinician")
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert any(e["event"] == "profile view" and e["user"] == "jordan.novak@example.org" for e in entries)
