@@ -190,3 +190,14 @@ def print_pdf(page: str, out: Path) -> Path:
     if done.returncode != 0 or not out.exists():
         raise ValueError(f"chromium could not print the PDF ({browser}): {done.stderr.strip().splitlines()[-1:]}")
     return out
+
+
+def write_document(page: str, out: Path) -> Path:
+    """A self-contained HTML page written as `out`: .html as it is, .pdf printed by headless chromium."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".html":
+        out.write_text(page, encoding="utf-8")
+        return out
+    if out.suffix.lower() != ".pdf":
+        raise ValueError(f"--out must end in .pdf or .html, not {out.suffix or 'nothing'}")
+    return print_pdf(page, out)

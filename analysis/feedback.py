@@ -288,14 +288,7 @@ def write_one(engine: sa.Engine, s: summary.Settings, clinician_id: str, out: Pa
         peers = compare_all(conn, s, clinics)
     if clinician_id not in set(peers.names):
         raise ValueError(f"unknown clinician {clinician_id}")
-    text = page(letter(peers, clinician_id, s.min_cell), s, peers.scope, s.min_cell)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".html":
-        out.write_text(text, encoding="utf-8")
-        return out
-    if out.suffix.lower() != ".pdf":
-        raise ValueError(f"--out must end in .pdf or .html, not {out.suffix or 'nothing'}")
-    return exports.print_pdf(text, out)
+    return exports.write_document(page(letter(peers, clinician_id, s.min_cell), s, peers.scope, s.min_cell), out)
 
 
 def write_all(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str, ...] = (),

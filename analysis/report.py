@@ -172,10 +172,4 @@ def write(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str,
     """Write the report as .html, or as .pdf printed by headless chromium."""
     with engine.connect() as conn:
         page = build(conn, s, clinics)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".html":
-        out.write_text(page, encoding="utf-8")
-        return out
-    if out.suffix.lower() != ".pdf":
-        raise ValueError(f"--out must end in .pdf or .html, not {out.suffix or 'nothing'}")
-    return exports.print_pdf(page, out)
+    return exports.write_document(page, out)

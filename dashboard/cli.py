@@ -66,64 +66,58 @@ def _date(text: str):
         raise argparse.ArgumentTypeError(f"'{text}' is not a date in YYYY-MM-DD form") from None
 
 
-def cmd_summarize(args: argparse.Namespace) -> int:
+def _period_command(args: argparse.Namespace, command: str, work, **extra: object) -> int:
+    """What `summarize`, `report` and `feedback` share: settings from the period arguments, a read-only
+    engine, and errors as one plain line. `work(engine, settings)` returns what to print."""
     import sqlalchemy as sa
 
-    from analysis import db, summary
+    from analysis import db
 
-    settings = _period_settings(args, "summarize", min_cell=args.min_cell)
+    settings = _period_settings(args, command, **extra)
     if settings is None:
         return 2
     try:
-        engine = db.make_engine(db.resolve_url(args.db), read_only=True)
-        counts = summary.write_summary(engine, settings, args.out)
+        print(work(db.make_engine(db.resolve_url(args.db), read_only=True), settings))
     except (ValueError, sa.exc.DBAPIError) as e:
-        print(f"rxdash summarize: error: {str(getattr(e, 'orig', e)).splitlines()[0]}", file=sys.stderr)
+        print(f"rxdash {command}: error: {str(getattr(e, 'orig', e)).splitlines()[0]}", file=sys.stderr)
         return 1
-    print(f"Wrote {args.out}: " + ", ".join(f"{n:,} rows in {name}.csv" for name, n in counts.items())
-          + " and README.txt")
     return 0
+
+
+def _size(path: Path) -> str:
+    return f"{path.stat().st_size / 1024:,.0f} KB"
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from analysis import summary
+
+    def work(engine, settings) -> str:
+        counts = summary.write_summary(engine, settings, args.out)
+        return (f"Wrote {args.out}: " + ", ".join(f"{n:,} rows in {name}.csv" for name, n in counts.items())
+                + " and README.txt")
+    return _period_command(args, "summarize", work, min_cell=args.min_cell)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import sqlalchemy as sa
+    from analysis import report
 
-    from analysis import db, report
-
-    settings = _period_settings(args, "report")
-    if settings is None:
-        return 2
-    try:
-        engine = db.make_engine(db.resolve_url(args.db), read_only=True)
+    def work(engine, settings) -> str:
         out = report.write(engine, settings, args.out, tuple(args.clinic or ()))
-    except (ValueError, sa.exc.DBAPIError) as e:
-        print(f"rxdash report: error: {str(getattr(e, 'orig', e)).splitlines()[0]}", file=sys.stderr)
-        return 1
-    print(f"Wrote {out} ({out.stat().st_size / 1024:,.0f} KB)")
-    return 0
+        return f"Wrote {out} ({_size(out)})"
+    return _period_command(args, "report", work)
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    import sqlalchemy as sa
+    from analysis import feedback
 
-    from analysis import db, feedback
-
-    settings = _period_settings(args, "feedback", min_cell=args.min_cell)
-    if settings is None:
-        return 2
-    try:
-        engine = db.make_engine(db.resolve_url(args.db), read_only=True)
+    def work(engine, settings) -> str:
         clinics = tuple(args.clinic or ())
         if args.all:
             n = feedback.write_all(engine, settings, args.out, clinics)
-            print(f"Wrote {args.out}: {n:,} letters ({args.out.stat().st_size / 1024:,.0f} KB)")
-        else:
-            out = feedback.write_one(engine, settings, args.clinician, args.out, clinics)
-            print(f"Wrote {out} ({out.stat().st_size / 1024:,.0f} KB)")
-    except (ValueError, sa.exc.DBAPIError) as e:
-        print(f"rxdash feedback: error: {str(getattr(e, 'orig', e)).splitlines()[0]}", file=sys.stderr)
-        return 1
-    return 0
+            return f"Wrote {args.out}: {n:,} letters ({_size(args.out)})"
+        out = feedback.write_one(engine, settings, args.clinician, args.out, clinics)
+        return f"Wrote {out} ({_size(out)})"
+    return _period_command(args, "feedback", work, min_cell=args.min_cell)
 
 
 def _serve(url: str, host: str, port: int) -> int:

@@ -150,7 +150,8 @@ def test_download_the_funnel_as_png_and_its_data_as_csv(server, page):
     counts = [float(r[c]) for r in rows for c in ("numerator", "denominator") if r[c]]
     assert counts and not any(1 <= c <= 10 for c in counts)                          # small counts blank
     audit = [json.loads(line) for line in AUDIT_LOG.read_text().splitlines()]
-    assert [a["what"] for a in audit][-2:] == ["benzo_overlap_funnel.png", "benzo_overlap_funnel.csv"]
+    exported = [a["what"] for a in audit if a["event"] == "export"]
+    assert exported[-2:] == ["benzo_overlap_funnel.png", "benzo_overlap_funnel.csv"]
     assert audit[-1]["filters"]["start"] == "2025-01-01" and audit[-1]["user"] == "local (no sign-in configured)"
 
 
@@ -177,5 +178,6 @@ def test_download_the_report_pack_and_a_feedback_letter(server, page):
     data = Path(letter.value.path()).read_bytes()
     assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page[^s]", data)) == 1
     audit = [json.loads(line) for line in AUDIT_LOG.read_text().splitlines()]
-    assert [a["what"] for a in audit][-2:] == ["report_pack_2025-01-01_2025-12-31.pdf", f"feedback_{code}.pdf"]
+    exported = [a["what"] for a in audit if a["event"] == "export"]
+    assert exported[-2:] == ["report_pack_2025-01-01_2025-12-31.pdf", f"feedback_{code}.pdf"]
     no_exception(page)
