@@ -14,7 +14,7 @@ import os
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,6 +190,40 @@ def print_pdf(page: str, out: Path) -> Path:
     if done.returncode != 0 or not out.exists():
         raise ValueError(f"chromium could not print the PDF ({browser}): {done.stderr.strip().splitlines()[-1:]}")
     return out
+
+
+def print_pdfs(pages: Iterable[str], sink: Callable[[int, bytes], None], timeout: float = 60.0) -> int:
+    """Print HTML pages to PDF with one headless chromium (driven over the DevTools protocol by
+    choreographer, which kaleido uses too), handing each PDF to `sink(index, pdf)` as it is printed, so
+    neither the pages nor the PDFs pile up in memory. Returns the number printed."""
+    import asyncio
+    import base64
+
+    import choreographer
+
+    browser_path = os.environ.get(BROWSER_ENV, DEFAULT_BROWSER)
+    if not Path(browser_path).exists():
+        raise ValueError(f"PDF needs chromium at {browser_path} (apt-get install chromium, or set {BROWSER_ENV})")
+
+    async def run(source: Path) -> int:
+        n = 0
+        async with choreographer.Browser(path=browser_path, headless=True) as browser:
+            tab = browser.get_tab()
+            await tab.send_command("Page.enable")
+            for n, page in enumerate(pages, start=1):
+                source.write_text(page, encoding="utf-8")
+                loaded = tab.subscribe_once("Page.loadEventFired")
+                await tab.send_command("Page.navigate", params={"url": source.as_uri()})
+                await asyncio.wait_for(loaded, timeout)
+                printed = await tab.send_command("Page.printToPDF", params={"preferCSSPageSize": True,
+                                                                             "printBackground": True})
+                if "error" in printed:
+                    raise ValueError(f"chromium could not print page {n}: {printed['error']}")
+                sink(n - 1, base64.b64decode(printed["result"]["data"]))
+        return n
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(run(Path(tmp) / "page.html"))
 
 
 def write_document(page: str, out: Path) -> Path:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import io
 import re
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import sqlalchemy as sa
 from analysis import db, exports, measures, stats, summary
 
 ABC_SHARE = 0.10   # the best performers must hold at least this share of the patients (Kiefe 1998)
+MAX_TICKS = 60     # beyond this many peers the strip shows their spread as a box, not one tick each
 
 
 def benchmark(units: pd.DataFrame, direction: str, share: float = ABC_SHARE) -> float:
@@ -52,10 +51,11 @@ def position(row: pd.Series) -> str:
     return "within the range chance alone would explain"
 
 
-def peer_row(result: stats.Funnel, m: measures.Measure, clinician_id: str, min_patients: int = 1) -> dict | None:
+def peer_row(result: stats.Funnel, m: measures.Measure, clinician_id: str, min_patients: int = 1,
+             best: float | None = None) -> dict | None:
     """One measure for one clinician: own figures, peers' shrunken values (peers with at least
-    `min_patients` patients), their median, the share of peers lower, the benchmark and the position.
-    None when the clinician has no patients in the measure or has no peers."""
+    `min_patients` patients), their median, the share of peers lower, the benchmark (`best`, computed
+    when not given) and the position. None when the clinician has no patients in the measure or no peers."""
     units = result.units
     own = units[units["unit_id"] == clinician_id]
     peers = units[(units["unit_id"] != clinician_id) & (units["denominator"] >= min_patients)]
@@ -69,7 +69,8 @@ def peer_row(result: stats.Funnel, m: measures.Measure, clinician_id: str, min_p
         "own_lower": float(r["shrunk_lower"]), "own_upper": float(r["shrunk_upper"]),
         "median": float(values.median()), "peers": values.tolist(), "n_peers": len(values),
         "percentile": float((values < r["shrunk_value"]).mean() * 100),
-        "benchmark": benchmark(units, m.direction) if m.kind == "proportion" else float("nan"),
+        "benchmark": best if best is not None else
+        benchmark(units, m.direction) if m.kind == "proportion" else float("nan"),
         "position": position(r),
     }
 
@@ -111,6 +112,11 @@ class Peers:
     names: dict[str, str]
     scope: str
 
+    def benchmarks(self) -> dict[str, float]:
+        """Each measure's benchmark, the same in every letter."""
+        return {i: benchmark(r.units, m.direction) if m.kind == "proportion" else float("nan")
+                for i, (m, r) in self.results.items()}
+
 
 def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = ()) -> Peers:
     """Every clinician-level measure compared among the clinicians of `clinics` (all when empty)."""
@@ -139,11 +145,12 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
                  ", ".join(clinic_names[c] for c in clinics) or "all clinics")
 
 
-def letter(peers: Peers, clinician_id: str, min_cell: int) -> Letter:
+def letter(peers: Peers, clinician_id: str, min_cell: int, benchmarks: dict[str, float] | None = None) -> Letter:
     """One clinician's letter, addressed by `peers.names`; peers are those with at least `min_cell`
-    patients in a measure."""
+    patients in a measure. `benchmarks` (Peers.benchmarks) saves recomputing them letter by letter."""
+    best = benchmarks or peers.benchmarks()
     rows = [row for m, result in peers.results.values()
-            if (row := peer_row(result, m, clinician_id, max(min_cell, 1))) is not None]
+            if (row := peer_row(result, m, clinician_id, max(min_cell, 1), best[m.id])) is not None]
     name = peers.names.get(clinician_id) or clinician_id
     return Letter(clinician_id, name, pd.DataFrame(rows), taper_summary(peers.tapers, clinician_id))
 
@@ -174,8 +181,9 @@ BLUE, ORANGE, GREEN, GREY = "#0072B2", "#E69F00", "#009E73", "#9aa5b1"
 
 def strip_svg(peers: list[float], own: float, median: float, best: float, percent: bool,
                 width: int = 200, height: int = 22) -> str:
-    """The peers' spread as grey ticks, their median (orange bar), the benchmark (green ring) and the
-    clinician (blue diamond, left out when NaN), on one small axis from the lowest to the highest value."""
+    """The peers' spread as grey ticks (a box and whiskers when there are many), their median (orange bar),
+    the benchmark (green ring) and the clinician (blue diamond, left out when NaN), on one small axis from
+    the lowest to the highest value."""
     values = [v for v in [*peers, own, median, best] if v == v]
     lo, hi = min(values), max(values)
     if hi - lo < 1e-9:
@@ -183,8 +191,14 @@ def strip_svg(peers: list[float], own: float, median: float, best: float, percen
     x = lambda v: 8 + (v - lo) / (hi - lo) * (width - 16)  # noqa: E731
     mid = height / 2
     parts = [f'<line x1="8" y1="{mid}" x2="{width - 8}" y2="{mid}" stroke="#e4e7eb"/>']
-    parts += [f'<line x1="{x(v):.1f}" y1="{mid - 5}" x2="{x(v):.1f}" y2="{mid + 5}" stroke="{GREY}" stroke-width="1"/>'
-              for v in peers]
+    if len(peers) <= MAX_TICKS:
+        parts += [f'<line x1="{x(v):.1f}" y1="{mid - 5}" x2="{x(v):.1f}" y2="{mid + 5}" stroke="{GREY}" '
+                  'stroke-width="1"/>' for v in peers]
+    else:   # many peers: their spread as a box (quartiles) with whiskers (10th to 90th centile)
+        p10, p25, p75, p90 = np.percentile(peers, [10, 25, 75, 90])
+        parts += [f'<line x1="{x(p10):.1f}" y1="{mid}" x2="{x(p90):.1f}" y2="{mid}" stroke="{GREY}" stroke-width="2"/>',
+                  f'<rect x="{x(p25):.1f}" y="{mid - 5}" width="{max(x(p75) - x(p25), 1):.1f}" height="10" '
+                  f'fill="#e4e7eb" stroke="{GREY}"/>']
     parts.append(f'<rect x="{x(median) - 1.5:.1f}" y="{mid - 9}" width="3" height="18" fill="{ORANGE}"/>')
     if best == best:
         parts.append(f'<circle cx="{x(best):.1f}" cy="{mid}" r="5" fill="none" stroke="{GREEN}" stroke-width="2"/>')
@@ -291,27 +305,17 @@ def write_one(engine: sa.Engine, s: summary.Settings, clinician_id: str, out: Pa
     return exports.write_document(page(letter(peers, clinician_id, s.min_cell), s, peers.scope, s.min_cell), out)
 
 
-def write_all(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str, ...] = (),
-              workers: int = 2) -> int:
+def write_all(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str, ...] = ()) -> int:
     """A zip of one PDF letter per clinician with patients in the period; the number of letters."""
     if out.suffix.lower() != ".zip":
         raise ValueError(f"--all writes a .zip file, not {out.suffix or 'nothing'}")
     with engine.connect() as conn:
         peers = compare_all(conn, s, clinics)
     ids = clinicians_with_patients(peers)
+    best = peers.benchmarks()
     out.parent.mkdir(parents=True, exist_ok=True)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        def one(clinician_id: str) -> Path:
-            text = page(letter(peers, clinician_id, s.min_cell), s, peers.scope, s.min_cell)
-            return exports.print_pdf(text, Path(tmp) / _file_name(clinician_id))
-
-        with ThreadPoolExecutor(workers) as pool:
-            files = list(pool.map(one, ids))
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-            for f in files:
-                z.write(f, f.name)
-    out.write_bytes(buffer.getvalue())
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        # Pages are made one at a time as chromium asks for them, and each PDF goes straight into the zip.
+        exports.print_pdfs((page(letter(peers, i, s.min_cell, best), s, peers.scope, s.min_cell) for i in ids),
+                           lambda n, pdf: z.writestr(_file_name(ids[n]), pdf))
     return len(ids)

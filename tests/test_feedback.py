@@ -99,3 +99,12 @@ def test_feedback_refuses_what_it_cannot_do(tmp_path, sample_duckdb):
     bad = run("feedback", "--db", sample_duckdb, *PERIOD, "--out", str(tmp_path / "x.pdf"), cwd=tmp_path)
     assert bad.returncode == 2 and "one of the arguments --clinician --all is required" in bad.stderr
     assert not (tmp_path / "x.pdf").exists()
+
+
+def test_the_peer_strip_draws_each_peer_or_their_spread():
+    few = feedback.strip_svg([0.1, 0.2, 0.3], own=0.25, median=0.2, best=0.05, percent=True)
+    assert few.count("<line") == 1 + 3 and "<polygon" in few and "<circle" in few    # axis + 3 peers
+    many = feedback.strip_svg([i / 100 for i in range(100)], own=float("nan"), median=0.5, best=float("nan"),
+                              percent=True)
+    assert many.count("<line") == 2 and many.count("<rect") == 2                     # axis, whiskers; box, median
+    assert "<polygon" not in many and "<circle" not in many                          # no own figure, no benchmark
