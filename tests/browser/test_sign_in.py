@@ -74,6 +74,7 @@ def test_committee_member_signs_in_sees_their_pages_and_signs_out(signed_server,
 
     page.goto(base + "/profile")                                        # a page the role may not open
     wait_for_app(page)
+    page.locator("[data-testid=stMetric]").first.wait_for(timeout=60_000)   # their first page instead
     assert page.get_by_text("your prescribing beside your peers").count() == 0
     no_exception(page)
 
