@@ -272,7 +272,8 @@ def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
                 "peers</th></tr>" + "".join(cells) + "</table>"
                 f"<p class='legend small'><span><b style='color:{BLUE}'>◆</b> you</span><span><b style='color:{GREY}'>|"
                 f"</b> a peer</span><span><b style='color:{ORANGE}'>▮</b> peer median</span><span><b style='color:"
-                f"{GREEN}'>○</b> top performers</span></p>")
+                f"{GREEN}'>○</b> top performers</span><span>with more than {MAX_TICKS} peers, a box: the middle half of "
+                "peers, whiskers from the 10th to the 90th centile</span></p>")
     tapers = "<h2>Your tapers</h2>" + _taper_text(l.tapers, s, min_cell)
     notes = ("<h2>How to read this page</h2><p class='small muted'>Lower is not always better: the average dose, for "
              "one, carries no verdict, and a figure outside the range chance would explain is a question worth a "
