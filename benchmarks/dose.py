@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import synthetic_database  # benchmarks/ is on sys.path when a script runs
+
 
 def _measure(url: str) -> None:
     import sqlalchemy as sa
@@ -67,17 +69,7 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.db
-        if not url:
-            from analysis import db, ingest, synthetic
-
-            folder = Path(tmp) / "data"
-            patients = max(1, round(args.prescriptions / synthetic.PRESCRIPTIONS_PER_PATIENT))
-            synthetic.generate(folder, patients, seed=1)
-            url = f"duckdb:///{Path(tmp) / 'bench.duckdb'}"
-            engine = db.make_engine(url)
-            ingest.load_directory(engine, folder, Path(tmp) / "rejects.csv", replace=True)
-            engine.dispose()  # DuckDB: one writer or many readers; let the measuring process open it
+        url = args.db or synthetic_database(args.prescriptions, Path(tmp))
         out = subprocess.run([sys.executable, __file__, "--_measure", url], capture_output=True, text=True)
         if out.returncode:
             sys.exit(out.stderr)

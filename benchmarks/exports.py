@@ -17,6 +17,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from common import synthetic_database  # benchmarks/ is on sys.path when a script runs
+
 
 def _run(*args: str) -> tuple[float, float]:
     """Seconds and peak memory (MB) of one rxdash command."""
@@ -37,16 +39,7 @@ def main() -> None:
     parser.add_argument("--end", default="2025-12-31")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.db
-        if not url:
-            from analysis import db, ingest, synthetic
-
-            folder = Path(tmp) / "data"
-            synthetic.generate(folder, max(1, round(args.prescriptions / synthetic.PRESCRIPTIONS_PER_PATIENT)), seed=1)
-            url = f"duckdb:///{Path(tmp) / 'bench.duckdb'}"
-            engine = db.make_engine(url)
-            ingest.load_directory(engine, folder, Path(tmp) / "rejects.csv", replace=True)
-            engine.dispose()
+        url = args.db or synthetic_database(args.prescriptions, Path(tmp))
         from analysis import db
 
         with db.make_engine(url, read_only=True).connect() as conn:

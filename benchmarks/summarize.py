@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import synthetic_database  # benchmarks/ is on sys.path when a script runs
+
 
 def _measure(url: str, start: str, end: str, out: str) -> None:
     from analysis import db, summary
@@ -48,16 +50,7 @@ def main() -> None:
         _measure(*args._measure)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.db
-        if not url:
-            from analysis import db, ingest, synthetic
-
-            folder = Path(tmp) / "data"
-            synthetic.generate(folder, max(1, round(args.prescriptions / synthetic.PRESCRIPTIONS_PER_PATIENT)), seed=1)
-            url = f"duckdb:///{Path(tmp) / 'bench.duckdb'}"
-            engine = db.make_engine(url)
-            ingest.load_directory(engine, folder, Path(tmp) / "rejects.csv", replace=True)
-            engine.dispose()
+        url = args.db or synthetic_database(args.prescriptions, Path(tmp))
         out = subprocess.run([sys.executable, __file__, "--_measure", url, args.start, args.end, tmp],
                              capture_output=True, text=True)
         if out.returncode:
