@@ -166,3 +166,20 @@ def test_local_demo_shows_a_banner_and_every_page(worked):
     at.run()
     assert not at.exception
     assert "Local demo" in at.warning[0].value
+
+
+def test_a_clinician_account_not_linked_to_an_id_is_told_so(worked):
+    config = {"roles": {"clinician": ["new@example.org"]}, "clinicians": {}}
+    at = AppTest.from_function(_page, args=("profile",), default_timeout=120)
+    at.secrets["auth"], at.secrets["rxdash"] = AUTH, config
+    at.user = {"is_logged_in": True, "email": "new@example.org"}
+    at.run()
+    assert not at.exception and "not linked to a clinician" in at.warning[0].value
+    assert not at.dataframe and not at.get("plotly_chart")
+
+
+def test_leader_chooses_profiles_by_name(worked):
+    at = page("profile", "lead@example.org", [], {**H1, "clinician": label("D3").split()[-1]})
+    assert at.markdown[0].value.startswith("#### C: your prescribing beside your peers")
+    chooser = at.selectbox(key="clinician")
+    assert chooser.options == ["A", "B", "C", "D"]                     # names, in name order
