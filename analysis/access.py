@@ -108,7 +108,8 @@ def roles_for(email: str, groups: Iterable[str], config: Mapping[str, object]) -
     for role, members in table.items():
         if role not in ROLES or role == LOCAL_ROLE:
             continue
-        members = [members] if isinstance(members, str) else list(members)
+        # A list of members, or one written as a plain string; anything else in the file gives nobody the role.
+        members = [members] if isinstance(members, str) else list(members) if isinstance(members, list) else []
         if any(str(m).strip().lower() in ({email} if email else set()) | groups for m in members):
             found.append(role)
     return tuple(r for r in ROLES if r in found)
@@ -116,7 +117,8 @@ def roles_for(email: str, groups: Iterable[str], config: Mapping[str, object]) -
 
 def viewer_for(email: str, groups: Iterable[str], config: Mapping[str, object]) -> Viewer:
     """The signed-in person's viewer: roles from the configuration, and their clinician id if mapped."""
-    clinicians = {str(k).strip().lower(): str(v) for k, v in dict(config.get("clinicians", {})).items()}
+    table = config.get("clinicians", {})
+    clinicians = {str(k).strip().lower(): str(v) for k, v in (table.items() if isinstance(table, Mapping) else ())}
     return Viewer(email, roles_for(email, groups, config), clinicians.get((email or "").strip().lower()))
 
 

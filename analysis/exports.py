@@ -192,6 +192,12 @@ def print_pdf(page: str, out: Path) -> Path:
     return out
 
 
+def pdf_bytes(page: str) -> bytes:
+    """An HTML page printed to PDF (print_pdf), as bytes for a download button."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return print_pdf(page, Path(tmp) / "page.pdf").read_bytes()
+
+
 def print_pdfs(pages: Iterable[str], sink: Callable[[int, bytes], None], timeout: float = 60.0) -> int:
     """Print HTML pages to PDF with one headless chromium (driven over the DevTools protocol by
     choreographer, which kaleido uses too), handing each PDF to `sink(index, pdf)` as it is printed, so

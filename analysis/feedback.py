@@ -122,12 +122,8 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
     """Every clinician-level measure compared among the clinicians of `clinics` (all when empty)."""
     bounds = summary.data_bounds(conn)
     directory = db.read_frame(conn, "clinician_directory")
-    unknown = set(clinics) - set(directory["clinic_id"])
-    if unknown:
-        raise ValueError(f"unknown clinic {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(sorted(set(directory['clinic_id'])))}")
-    allowed = set(directory.loc[directory["clinic_id"].isin(clinics), "clinician_id"]) if clinics else None
-    keep = (lambda rows: rows) if allowed is None else (lambda rows: rows[rows["clinician_id"].isin(allowed)])
+    allowed = summary.chosen_clinicians(directory, clinics)
+    keep = lambda rows: summary.keep(rows, allowed)  # noqa: E731
     results = {}
     for m in measures.configured(s.low_mme, s.high_mme):
         if m.unit != "clinician":
@@ -136,9 +132,7 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
                                                                                           bounds))), m)
         if len(units) >= 2:
             results[m.id] = (m, measures.compare(units, m))
-    tapers = keep(db.read_frame(conn, "tapers_attributed", {**s.dosing.sql(),
-                                                            **s.tapers.sql(bounds["data_start"], bounds["data_end"])}))
-    tapers = tapers[(tapers["taper_start"] >= s.start) & (tapers["taper_start"] <= s.end)]
+    tapers = keep(summary.period_tapers(conn, s, bounds))
     names = db.read_frame(conn, "clinician_names")
     clinic_names = dict(zip(directory["clinic_id"], directory["clinic_name"]))
     return Peers(results, tapers, dict(zip(names["clinician_id"], names["clinician_name"])),

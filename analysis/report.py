@@ -75,21 +75,13 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
     (everyone when both are empty)."""
     bounds = summary.data_bounds(conn)
     directory = db.read_frame(conn, "clinician_directory")
-    unknown = set(clinics) - set(directory["clinic_id"])
-    if unknown:
-        raise ValueError(f"unknown clinic {', '.join(sorted(unknown))}; known: {', '.join(sorted(set(directory['clinic_id'])))}")
-    chosen = directory
-    if clinics:
-        chosen = chosen[chosen["clinic_id"].isin(clinics)]
-    if specialties:
-        chosen = chosen[chosen["specialty"].isin(specialties)]
-    allowed = set(chosen["clinician_id"]) if clinics or specialties else None
+    allowed = summary.chosen_clinicians(directory, clinics, specialties)
     labels = privacy.pseudonyms(directory["clinician_id"], privacy.pseudonym_secret())
     clinic_names = dict(zip(directory["clinic_id"], directory["clinic_name"]))
     scope = "; ".join(p for p in (", ".join(clinic_names[c] for c in clinics) or "all clinics",
                                   ", ".join(x.lower() or "no specialty" for x in specialties)) if p)
     period = f"{s.start:%d %b %Y} to {s.end:%d %b %Y}"
-    keep = (lambda rows: rows) if allowed is None else (lambda rows: rows[rows["clinician_id"].isin(allowed)])
+    keep = lambda rows: summary.keep(rows, allowed)  # noqa: E731
 
     parts = [f"<h1>Prescribing consistency: report pack</h1><p class='muted'>{html.escape(period)} · "
              f"{html.escape(scope)} · generated {dt.datetime.now():%Y-%m-%d %H:%M}</p>",
@@ -107,9 +99,7 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
     # Overview figures
     ltot = results["high_dose_90"][1]
     opioid = results["multiple_prescribers"][1]
-    tapers = keep(db.read_frame(conn, "tapers_attributed", {**s.dosing.sql(),
-                                                            **s.tapers.sql(bounds["data_start"], bounds["data_end"])}))
-    tapers = tapers[(tapers["taper_start"] >= s.start) & (tapers["taper_start"] <= s.end)]
+    tapers = keep(summary.period_tapers(conn, s, bounds))
     share = lambda x: f"{x.astype(bool).mean():.1%}" if len(x) >= s.min_cell else "–"  # noqa: E731
     overview = [("Patients with an opioid fill", _count(len(opioid), s.min_cell)),
                 ("On long-term opioid therapy", _count(len(ltot), s.min_cell)),

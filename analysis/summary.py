@@ -108,12 +108,39 @@ def key_secret() -> tuple[bytes, bool]:
     return secrets.token_bytes(32), False
 
 
+def chosen_clinicians(directory: pd.DataFrame, clinics: tuple[str, ...] = (),
+                      specialties: tuple[str, ...] = ()) -> frozenset[str] | None:
+    """The clinicians of these clinics and specialties (clinician_directory rows); None when neither is
+    given (everyone). An unknown clinic is refused in plain words."""
+    unknown = set(clinics) - set(directory["clinic_id"])
+    if unknown:
+        raise ValueError(f"unknown clinic {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(set(directory['clinic_id'])))}")
+    if not clinics and not specialties:
+        return None
+    chosen = directory
+    if clinics:
+        chosen = chosen[chosen["clinic_id"].isin(clinics)]
+    if specialties:
+        chosen = chosen[chosen["specialty"].isin(specialties)]
+    return frozenset(chosen["clinician_id"])
+
+
+def keep(rows: pd.DataFrame, clinicians: frozenset[str] | None) -> pd.DataFrame:
+    """Rows (with clinician_id) of the chosen clinicians; all rows when `clinicians` is None."""
+    return rows if clinicians is None else rows[rows["clinician_id"].isin(clinicians)]
+
+
+def period_tapers(conn: sa.Connection, s: Settings, bounds: pd.Series) -> pd.DataFrame:
+    """Tapers and discontinuations starting in the period (queries/tapers_attributed.sql), one row each."""
+    t = db.read_frame(conn, "tapers_attributed", {**s.dosing.sql(),
+                                                  **s.tapers.sql(bounds["data_start"], bounds["data_end"])})
+    return t[(t["taper_start"] >= s.start) & (t["taper_start"] <= s.end)]
+
+
 def taper_table(conn: sa.Connection, s: Settings, secret: bytes) -> pd.DataFrame:
     """Tapers and discontinuations starting in the period, one row each, patients as keyed hashes."""
-    bounds = data_bounds(conn)
-    params = {**s.dosing.sql(), **s.tapers.sql(bounds["data_start"], bounds["data_end"])}
-    t = db.read_frame(conn, "tapers_attributed", params)
-    t = t[(t["taper_start"] >= s.start) & (t["taper_start"] <= s.end)].copy()
+    t = period_tapers(conn, s, data_bounds(conn)).copy()
     t["patient_key"] = [patient_key(p, secret) for p in t["patient_id"]]
     return t[["clinician_id", "clinic_id", "patient_key", "baseline_mme", "taper_start", "end_mme",
               "max_monthly_reduction_pct", "category"]].reset_index(drop=True)

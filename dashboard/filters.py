@@ -289,7 +289,7 @@ def sidebar() -> Filters | None:
         allowed = allowed[allowed["clinic_id"].isin(chosen_clinics)]
     if chosen_specialties:
         allowed = allowed[allowed["specialty"].isin(chosen_specialties)]
-    pseudonyms = labels(tuple(directory["clinician_id"]))
+    pseudonyms, codes = identities(tuple(directory["clinician_id"]))
     v = viewer.current()
     shown = pseudonyms
     if v is not None and v.names:    # a role that may see who is who (analysis/access.py)
@@ -298,7 +298,7 @@ def sidebar() -> Filters | None:
     f = Filters(start, end, bounds[0], bounds[1], tuple(chosen_clinics), tuple(chosen_specialties), factor_set,
                 float(low), float(high), float(gradual), float(rapid), bool(exclusions), int(min_patients),
                 frozenset(allowed["clinician_id"]) if chosen_clinics or chosen_specialties else None,
-                labels=shown, clinic_names=clinic_names, codes={i: p.split(" ", 1)[1] for i, p in pseudonyms.items()})
+                labels=shown, clinic_names=clinic_names, codes=codes)
     if low >= high:
         bar.warning("The dose threshold should be below the high-dose threshold.")
     if gradual >= rapid:
@@ -323,13 +323,14 @@ def default() -> Filters | None:
         return None
     bounds = (bounds_row["data_start"], bounds_row["data_end"])
     directory = data.query("clinician_directory")
-    pseudonyms = labels(tuple(directory["clinician_id"]))
+    pseudonyms, codes = identities(tuple(directory["clinician_id"]))
     return Filters(*default_period(bounds), *bounds, labels=pseudonyms,
-                   clinic_names=dict(zip(directory["clinic_id"], directory["clinic_name"])),
-                   codes={i: p.split(" ", 1)[1] for i, p in pseudonyms.items()})
+                   clinic_names=dict(zip(directory["clinic_id"], directory["clinic_name"])), codes=codes)
 
 
 @st.cache_data(show_spinner=False)
-def labels(clinician_ids: tuple[str, ...]) -> dict[str, str]:
-    """Pseudonym per clinician id (computed once per process)."""
-    return privacy.pseudonyms(clinician_ids, privacy.pseudonym_secret())
+def identities(clinician_ids: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """Per clinician id: the pseudonym ("Clinician 7KQ2F") and its code ("7KQ2F", for links), computed once
+    per process."""
+    pseudonyms = privacy.pseudonyms(clinician_ids, privacy.pseudonym_secret())
+    return pseudonyms, {i: p.split(" ", 1)[1] for i, p in pseudonyms.items()}

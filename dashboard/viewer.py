@@ -63,11 +63,17 @@ def sign_in_page() -> None:
         st.login(providers[0] if providers and "client_id" not in auth else None)
 
 
+def _audit_sign_in(v: access.Viewer, what: str) -> None:
+    """One audit entry per person per session, on their first run after signing in."""
+    if st.session_state.get(SIGNED_IN) != v.user:
+        st.session_state[SIGNED_IN] = v.user
+        record("sign-in", what)
+
+
 def no_role_page() -> None:
     v = current()
-    if v is not None and st.session_state.get(SIGNED_IN) != v.user:
-        st.session_state[SIGNED_IN] = v.user
-        record("sign-in", "dashboard (no role)")
+    if v is not None:
+        _audit_sign_in(v, "dashboard (no role)")
     st.title("No access yet")
     st.warning(f"You are signed in as {v.user if v else 'unknown'}, but no role in this dashboard has been given to "
                "this account. Ask the dashboard's administrator to add it under [rxdash.roles].",
@@ -83,9 +89,7 @@ def header(v: access.Viewer) -> None:
                    "every page, with clinicians by pseudonym. See the README (Sign-in and roles) before sharing it.",
                    icon=":material/science:")
         return
-    if st.session_state.get(SIGNED_IN) != v.user:
-        st.session_state[SIGNED_IN] = v.user
-        record("sign-in", "dashboard")
+    _audit_sign_in(v, "dashboard")
     st.sidebar.caption(f"Signed in as {v.user} ({v.role})")
     if st.sidebar.button("Sign out", icon=":material/logout:"):
         st.logout()

@@ -77,6 +77,8 @@ def test_roles_from_email_and_groups():
     assert access.roles_for("anyone@example.org", ["qual"], CONFIG) == ()            # whole group names only
     assert access.roles_for("", [], {"roles": {"committee": [""]}}) == ()             # a blank never matches
     assert access.roles_for("x@y", [], {"roles": {"superuser": ["x@y"], "local demo": ["x@y"]}}) == ()
+    assert access.roles_for("x@y", [], {"roles": {"leader": 7, "admin": "x@y"}}) == ("admin",)   # a slip in the file
+    assert access.viewer_for("x@y", [], {"roles": {"clinician": ["x@y"]}, "clinicians": "oops"}).clinician_id is None
     v = access.viewer_for("c@example.org", [], CONFIG)
     assert v.clinician_id == "D3" and not v.names and not v.any_profile and v.exports
     assert access.viewer_for("lead@example.org", [], CONFIG).names

@@ -2,6 +2,7 @@
 (for roles allowed it) the audit log."""
 from __future__ import annotations
 
+import collections
 import json
 
 import pandas as pd
@@ -97,8 +98,9 @@ def audit_log(limit: int = 500) -> None:
     if not path.is_file():
         st.info(f"Nothing has been recorded yet ({path}).", icon=":material/info:")
         return
-    lines = path.read_text(encoding="utf-8").splitlines()[-limit:]
-    entries = pd.DataFrame([json.loads(line) for line in lines if line.strip()])
+    with path.open(encoding="utf-8") as f:   # the last lines only, without holding the whole log
+        lines = collections.deque((line for line in f if line.strip()), maxlen=limit)
+    entries = pd.DataFrame([json.loads(line) for line in lines])
     entries["filters"] = entries["filters"].map(lambda d: json.dumps(d, default=str) if isinstance(d, dict) else "")
     columns = [c for c in ("at", "event", "user", "role", "what", "filters") if c in entries]
     st.caption(f"The last {len(entries):,} entries of {path}, newest first.")

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -67,8 +65,7 @@ def report_pdf(f: filters.Filters) -> bytes:
     """The report pack (analysis.report) for the sidebar's period, clinics, specialties and thresholds."""
     with data.engine(data.database_url()).connect() as conn:
         page = report.build(conn, f.settings(), f.clinics, f.specialties)
-    with tempfile.TemporaryDirectory() as tmp:
-        return exports.print_pdf(page, Path(tmp) / "report.pdf").read_bytes()
+    return exports.pdf_bytes(page)
 
 
 def _delta(now: float, before: float | None, percent: bool) -> str | None:

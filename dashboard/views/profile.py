@@ -1,8 +1,6 @@
 """Clinician profile: one clinician's figures beside anonymous peers, written for the clinician to read."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -32,9 +30,8 @@ def letter_pdf(f: filters.Filters, clinician_id: str, name: str) -> bytes:
                and (r := data.compared(m, f.measure_params(m), f.clinicians)) is not None}
     peers = feedback.Peers(results, taper_view.period_tapers(f), {clinician_id: name}, f.scope)
     settings = f.settings()
-    page = feedback.page(feedback.letter(peers, clinician_id, settings.min_cell), settings, f.scope, settings.min_cell)
-    with tempfile.TemporaryDirectory() as tmp:
-        return exports.print_pdf(page, Path(tmp) / "letter.pdf").read_bytes()
+    return exports.pdf_bytes(feedback.page(feedback.letter(peers, clinician_id, settings.min_cell), settings, f.scope,
+                                           settings.min_cell))
 
 
 def render() -> None:
