@@ -1,10 +1,17 @@
-"""Chart builders: frame in, plotly figure out. The app, the exports and the tests share them."""
+"""Chart builders: frame in, plotly figure out. The app, the exports and the tests share them.
+
+Every string a builder is given (titles, unit labels, clinic names, trace names) is plain text: it passes
+through analysis.display.plotly_text here, so a name from the data is drawn as itself, never as plotly's
+HTML, and no name is ever written into a hovertemplate (customdata carries it).
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
+
+from analysis.display import plotly_text
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies; no red/green verdicts.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -31,6 +38,11 @@ def _label(units: pd.DataFrame) -> str:
     return "unit_label" if "unit_label" in units.columns else "unit_id"
 
 
+def _hover(units: pd.DataFrame, label: str, *numbers: str) -> np.ndarray:
+    """customdata for a hover: the unit's label as plain text, then the numeric columns."""
+    return units[[label, *numbers]].assign(**{label: units[label].map(plotly_text)}).to_numpy()
+
+
 def monthly_fills_chart(monthly: pd.DataFrame, period: str) -> go.Figure:
     """Patients filling an opioid analgesic each month (bars) from `month`, `patients` columns."""
     fig = go.Figure(
@@ -39,7 +51,7 @@ def monthly_fills_chart(monthly: pd.DataFrame, period: str) -> go.Figure:
     )
     fig.update_layout(
         template="rxdash",
-        title=f"Patients filling an opioid analgesic, by month ({period})",
+        title=plotly_text(f"Patients filling an opioid analgesic, by month ({period})"),
         xaxis_title="Month of fill",
         yaxis_title="Patients (count)",
     )
@@ -48,7 +60,7 @@ def monthly_fills_chart(monthly: pd.DataFrame, period: str) -> go.Figure:
 
 def rejects_chart(reasons: pd.DataFrame) -> go.Figure:
     """Rows rejected by the latest load, by reason, from `table_name`, `reason_code`, `n_rows`."""
-    labels = reasons["table_name"] + ": " + reasons["reason_code"].str.replace("_", " ")
+    labels = (reasons["table_name"] + ": " + reasons["reason_code"].str.replace("_", " ")).map(plotly_text)
     fig = go.Figure(
         go.Bar(x=reasons["n_rows"], y=labels, orientation="h", marker_color=PALETTE[1],
                hovertemplate="%{y}: %{x:,} rows<extra></extra>")
@@ -101,11 +113,11 @@ def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_lab
             x=part["denominator"], y=part["value"], mode="markers", name=name,
             marker=dict(color=colour, symbol=symbol, size=(8 + 2 * np.sqrt(part["count"])).clip(upper=24),
                         line=dict(color="white", width=1)),
-            customdata=part[[_label(part), "shrunk_value"]].to_numpy(),
+            customdata=_hover(part, _label(part), "shrunk_value"),
             hovertemplate=(f"%{{customdata[0]}}<br>n = %{{x}}<br>value %{{y:{fmt}}}"
                            f"<br>shrunken %{{customdata[1]:{fmt}}}<extra></extra>")))
-    fig.update_layout(template="rxdash", title=title, xaxis_title="Patients in the denominator (count)",
-                      yaxis_title=value_label, yaxis_tickformat=".0%" if percent else None, height=520)
+    fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Patients in the denominator (count)",
+                      yaxis_title=plotly_text(value_label), yaxis_tickformat=".0%" if percent else None, height=520)
     return fig
 
 
@@ -121,7 +133,7 @@ def taper_speed_chart(tapers: pd.DataFrame, period: str, gradual_max: float, rap
                   annotation_text=f"gradual ≤ {gradual_max:g}%/month (CDC 2022)", annotation_position="top left")
     fig.add_vrect(x0=rapid_min, x1=100, fillcolor=PALETTE[1], opacity=0.12, line_width=0,
                   annotation_text=f"rapid > {rapid_min:g}%/month", annotation_position="top right")
-    fig.update_layout(template="rxdash", title=f"How fast doses fell: {len(tapers):,} tapers starting {period}",
+    fig.update_layout(template="rxdash", title=plotly_text(f"How fast doses fell: {len(tapers):,} tapers starting {period}"),
                       xaxis_title="Fastest monthly fall (% of baseline a month)", yaxis_title="Tapers (count)",
                       xaxis_range=[0, 100], bargap=0.05, yaxis_rangemode="tozero")
     fig.update_yaxes(tickformat=",d", dtick=1 if len(tapers) and _tallest_bin(tapers) <= 8 else None)
@@ -138,9 +150,10 @@ def taper_categories_chart(tapers: pd.DataFrame, period: str) -> go.Figure:
     counts = tapers.groupby(["clinician_id", "category"]).size().unstack(fill_value=0)
     counts = counts.reindex(columns=[c for c in CATEGORY_ORDER if c in counts.columns])
     counts = counts.loc[counts.sum(axis=1).sort_values(ascending=False).index]
-    fig = go.Figure([go.Bar(x=counts.index, y=counts[c], name=c.replace("_", " "),
+    names = [plotly_text(c) for c in counts.index]   # clinician labels (names for leaders) on the axis
+    fig = go.Figure([go.Bar(x=names, y=counts[c], name=c.replace("_", " "),
                             marker_color=CATEGORY_COLOURS[c]) for c in counts.columns])
-    fig.update_layout(template="rxdash", barmode="stack", title=f"Taper categories by clinician, {period}",
+    fig.update_layout(template="rxdash", barmode="stack", title=plotly_text(f"Taper categories by clinician, {period}"),
                       xaxis_title="Clinician (attributed at taper start)", yaxis_title="Tapers (count)")
     return fig
 
@@ -162,13 +175,13 @@ def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled:
                    connectgaps=False, name="95% interval"),
         go.Scatter(x=rank, y=ranked["shrunk_value"], mode="lines" if many else "markers",
                    line=dict(color=PALETTE[0], width=3), marker=dict(color=PALETTE[0], size=7),
-                   name="shrunken value", customdata=ranked[[_label(ranked), "shrunk_lower", "shrunk_upper"]].to_numpy(),
+                   name="shrunken value", customdata=_hover(ranked, _label(ranked), "shrunk_lower", "shrunk_upper"),
                    hovertemplate=(f"%{{customdata[0]}}: %{{y:{fmt}}} (95%: %{{customdata[1]:{fmt}}} to "
                                   f"%{{customdata[2]:{fmt}}})<extra></extra>")),
     ])
     fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled")
-    fig.update_layout(template="rxdash", title=title, xaxis_title="Rank (lowest to highest shrunken value)",
-                      yaxis_title=value_label, yaxis_tickformat=".0%" if percent else None, showlegend=False)
+    fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Rank (lowest to highest shrunken value)",
+                      yaxis_title=plotly_text(value_label), yaxis_tickformat=".0%" if percent else None, showlegend=False)
     return fig
 
 
@@ -179,7 +192,7 @@ def consistency_trend_chart(trend: pd.DataFrame, title: str) -> go.Figure:
                              name="90th / 10th centile of shrunken values", line=dict(color=PALETTE[0])))
     fig.add_trace(go.Scatter(x=trend["quarter_start"], y=trend["phi"], mode="lines+markers", yaxis="y2",
                              name="overdispersion φ", line=dict(color=PALETTE[1], dash="dot")))
-    fig.update_layout(template="rxdash", title=title, xaxis_title="Quarter",
+    fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Quarter",
                       yaxis=dict(title="Ratio 90th / 10th centile"),
                       yaxis2=dict(title="φ (1 = chance alone)", overlaying="y", side="right", showgrid=False),
                       legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
@@ -189,9 +202,10 @@ def consistency_trend_chart(trend: pd.DataFrame, title: str) -> go.Figure:
 def highlight(fig: go.Figure, x: float, y: float, name: str, percent: bool) -> go.Figure:
     """Mark one unit (a clinician asked for by name or pseudonym) on a funnel or strip chart."""
     fmt = ".1%" if percent else ".1f"
-    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name=name, text=[name], textposition="top center",
+    shown = plotly_text(name)
+    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name=shown, text=[shown], textposition="top center",
                              marker=dict(color=PALETTE[7], symbol="star", size=16, line=dict(color="white", width=1)),
-                             hovertemplate=f"{name}<br>%{{x}}<br>%{{y:{fmt}}}<extra></extra>"))
+                             hovertemplate=f"%{{text}}<br>%{{x}}<br>%{{y:{fmt}}}<extra></extra>"))
     return fig
 
 
@@ -203,13 +217,16 @@ def clinic_distribution_chart(units: pd.DataFrame, title: str, value_label: str,
     fmt = ".1%" if percent else ".1f"
     # Every clinician as a point while they can be told apart; beyond a few hundred, the box and its outliers.
     points = "all" if len(units) <= 300 else "outliers"
-    fig = go.Figure([go.Box(y=units.loc[units["clinic_name"] == c, "shrunk_value"], name=str(c), boxpoints=points,
-                            jitter=0.4, pointpos=0, marker=dict(color=PALETTE[0], size=6, opacity=0.7),
+    # Clinic names are the axis's categories: plain text, and in customdata (not the template) for the hover.
+    fig = go.Figure([go.Box(y=units.loc[units["clinic_name"] == c, "shrunk_value"], name=plotly_text(c),
+                            boxpoints=points, jitter=0.4, pointpos=0, marker=dict(color=PALETTE[0], size=6, opacity=0.7),
                             line=dict(color="#52606d"), fillcolor="rgba(0,114,178,0.08)",
-                            customdata=units.loc[units["clinic_name"] == c, ["unit_label"]].to_numpy(),
-                            hovertemplate=f"%{{customdata[0]}}: %{{y:{fmt}}}<extra>{c}</extra>") for c in order])
+                            customdata=_hover(units.loc[units["clinic_name"] == c].assign(clinic=plotly_text(c)),
+                                              "unit_label", "clinic"),
+                            hovertemplate=f"%{{customdata[0]}}: %{{y:{fmt}}}<extra>%{{customdata[1]}}</extra>")
+                     for c in order])
     fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled")
-    fig.update_layout(template="rxdash", title=title, xaxis_title="Clinic", yaxis_title=value_label,
+    fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Clinic", yaxis_title=plotly_text(value_label),
                       yaxis_tickformat=".0%" if percent else None, showlegend=False)
     return fig
 
@@ -225,7 +242,7 @@ def trajectories_chart(segments: pd.DataFrame, panels: pd.DataFrame, title: str,
 
     rows = max(1, -(-len(panels) // columns))
     fig = make_subplots(rows=rows, cols=columns, shared_xaxes=True, shared_yaxes=True,
-                        subplot_titles=list(panels["caption"]), vertical_spacing=0.12 / rows * 2,
+                        subplot_titles=[plotly_text(c) for c in panels["caption"]], vertical_spacing=0.12 / rows * 2,
                         horizontal_spacing=0.03)
     for i, panel in enumerate(panels["panel"]):
         part = segments[segments["panel"] == panel].sort_values("day_from")
@@ -240,7 +257,7 @@ def trajectories_chart(segments: pd.DataFrame, panels: pd.DataFrame, title: str,
     fig.add_vline(x=0, line=dict(color="#9aa5b1", width=1, dash="dot"))
     fig.update_yaxes(range=[0, 160], ticksuffix="%")
     fig.update_xaxes(range=[-180, 210])
-    fig.update_layout(template="rxdash", title=title, height=max(320, 230 * rows + 90),
+    fig.update_layout(template="rxdash", title=plotly_text(title), height=max(320, 230 * rows + 90),
                       margin=dict(t=110))
     fig.add_annotation(text="Days from the start of the taper (dotted line); daily dose as % of the baseline",
                        xref="paper", yref="paper", x=0, y=-0.08 if rows > 1 else -0.2, showarrow=False,
@@ -256,7 +273,7 @@ def outcomes_chart(bands: pd.DataFrame, title: str) -> go.Figure:
                             hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>")
                      for col, name, colour in (("within_30", "within 30 days", PALETTE[4]),
                                                ("within_90", "within 90 days", PALETTE[0]))])
-    fig.update_layout(template="rxdash", barmode="group", title=title, xaxis_title="Fastest monthly fall",
+    fig.update_layout(template="rxdash", barmode="group", title=plotly_text(title), xaxis_title="Fastest monthly fall",
                       yaxis_title="Tapers followed by an event (share)", yaxis_tickformat=".0%")
     return fig
 
@@ -270,7 +287,8 @@ def peer_strip_chart(rows: pd.DataFrame, title: str) -> go.Figure:
     """
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=len(rows), cols=1, subplot_titles=list(rows["measure"]), vertical_spacing=0.6 / max(1, len(rows)))
+    fig = make_subplots(rows=len(rows), cols=1, subplot_titles=[plotly_text(m) for m in rows["measure"]],
+                        vertical_spacing=0.6 / max(1, len(rows)))
     for i, r in enumerate(rows.itertuples(), start=1):
         fmt = ".1%" if r.percent else ".1f"
         if len(r.peers) <= 200:
@@ -290,5 +308,5 @@ def peer_strip_chart(rows: pd.DataFrame, title: str) -> go.Figure:
                                      hovertemplate=f"you: %{{x:{fmt}}}<extra></extra>"), row=i, col=1)
         fig.update_xaxes(tickformat=".0%" if r.percent else None, row=i, col=1)
         fig.update_yaxes(visible=False, range=[-1, 1], row=i, col=1)
-    fig.update_layout(template="rxdash", title=title, height=120 * len(rows) + 120)
+    fig.update_layout(template="rxdash", title=plotly_text(title), height=120 * len(rows) + 120)
     return fig

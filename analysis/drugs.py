@@ -118,6 +118,8 @@ def parse_drug_name(drug_name: str) -> Drug:
 
 _BOOL = {"true": True, "1": True, "t": True, "yes": True, "y": True,
          "false": False, "0": False, "f": False, "no": False, "n": False}
+# The same bound as the loader's rx_parse_number (queries/functions.*.sql): 1e999 is infinity as a float.
+MAX_NUMBER = 1e15
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$")
 
 
@@ -134,8 +136,8 @@ def resolve_drug(drug_name: str, ingredient: str, strength: str, strength_unit: 
         if parsed.error and not all(given[:3]):
             return parsed
     ing_text, strength_text, unit_text, form_text = given
-    if strength_text and not _NUMBER.match(strength_text):
-        return Drug(error=f"strength '{strength}' is not a number")
+    if strength_text and not (_NUMBER.match(strength_text) and abs(float(strength_text)) < MAX_NUMBER):
+        return Drug(error=f"strength '{strength}' is not a number below 10^15")
     ing = normalise_ingredient(ing_text) if ing_text else parsed.ingredient
     if strength_text and unit_text:
         value, unit = normalise_strength(float(strength_text), unit_text)
@@ -146,6 +148,8 @@ def resolve_drug(drug_name: str, ingredient: str, strength: str, strength_unit: 
         value, unit = parsed.strength, parsed.strength_unit
     if value is None or value <= 0:
         return Drug(error=f"strength '{strength or value}' must be greater than zero")
+    if not value < MAX_NUMBER:   # a strength read from a name of 400 digits is infinity as a float
+        return Drug(error=f"strength in '{drug_name}' is not a number below 10^15")
     form = form_text or (parsed.dose_form if parsed and not parsed.error else None)
     drug_class, always_la = drug_classes().get(ing, (None, False))
     if la_text:

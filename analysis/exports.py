@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis import measures
+from analysis.display import plotly_text, spreadsheet_safe
 
 BROWSER_ENV = "BROWSER_PATH"
 DEFAULT_BROWSER = "/usr/bin/chromium"
@@ -62,9 +63,10 @@ class Context:
 
 
 def with_footer(fig: go.Figure, context: Context, width: int = 1200) -> go.Figure:
-    """A copy of the figure with the context as a footer below the plot (the figure on screen is untouched)."""
+    """A copy of the figure with the context as a footer below the plot (the figure on screen is untouched).
+    The footer's lines carry the title, scope and clinic names as given: plain text, never plotly HTML."""
     out = go.Figure(fig)
-    lines = context.lines()
+    lines = [plotly_text(line) for line in context.lines()]
     height = int(out.layout.height or 450)
     extra = FOOTER_LINE_HEIGHT * (len(lines) + 1) + 20
     bottom = int((out.layout.margin.b if out.layout.margin and out.layout.margin.b is not None else 60))
@@ -101,7 +103,9 @@ def start_kaleido() -> None:
         os.environ.setdefault(BROWSER_ENV, DEFAULT_BROWSER)
         import kaleido
 
-        kaleido.start_sync_server(silence_warnings=True)
+        # No MathJax: kaleido would fetch it from a CDN for every image (no request may leave the machine),
+        # and no chart uses LaTeX (display.plotly_text escapes "$").
+        kaleido.start_sync_server(silence_warnings=True, mathjax=False)
         _server_started = True
 
 
@@ -134,8 +138,17 @@ def suppressed_csv(table: pd.DataFrame, counts: Sequence[str], derived: Sequence
             small |= (values >= 1) & (values < min_cell)
         for col in (*counts, *derived):
             out[col] = out[col].astype(object).where(~small, None)
+    return csv_bytes(out)
+
+
+def csv_bytes(table: pd.DataFrame) -> bytes:
+    """A table as the CSV a user takes away (every CSV the dashboard and `rxdash summarize` write): UTF-8,
+    no index, numbers to six significant digits, every text cell a spreadsheet would run as a formula
+    neutralised (analysis.display.spreadsheet_safe), and CRLF line ends (RFC 4180): Python's CSV writer
+    quotes a cell holding a line-end character only when it is in the line terminator, and an unquoted
+    CR inside a name would start a new row (one that could begin with a formula)."""
     buffer = io.StringIO()
-    out.to_csv(buffer, index=False, float_format="%.6g")
+    spreadsheet_safe(table).to_csv(buffer, index=False, float_format="%.6g", lineterminator="\r\n")
     return buffer.getvalue().encode("utf-8")
 
 
@@ -168,10 +181,7 @@ def measure_csv(units: pd.DataFrame, measure: measures.Measure, min_cell: int = 
 
     table = units.assign(measure_id=measure.id, unit=measure.unit)
     table = summary.suppress(table, min_cell)
-    buffer = io.StringIO()
-    table[UNIT_COLUMNS].rename(columns={"unit_label": measure.unit, "clinic_name": "clinic"}).to_csv(
-        buffer, index=False, float_format="%.6g")
-    return buffer.getvalue().encode("utf-8")
+    return csv_bytes(table[UNIT_COLUMNS].rename(columns={"unit_label": measure.unit, "clinic_name": "clinic"}))
 
 
 def print_pdf(page: str, out: Path) -> Path:
@@ -229,7 +239,16 @@ def print_pdfs(pages: Iterable[str], sink: Callable[[int, bytes], None], timeout
         return n
 
     with tempfile.TemporaryDirectory() as tmp:
-        return asyncio.run(run(Path(tmp) / "page.html"))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:   # the usual case: no event loop in this thread
+            return asyncio.run(run(Path(tmp) / "page.html"))
+        # Called from code that runs an event loop in this thread (a notebook, playwright's sync API):
+        # asyncio.run refuses there, so the browser is driven from a thread of its own.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            return worker.submit(asyncio.run, run(Path(tmp) / "page.html")).result()
 
 
 def write_document(page: str, out: Path) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analysis import db, exports, measures, stats, summary
+from analysis.display import file_part, html_text
 
 ABC_SHARE = 0.10   # the best performers must hold at least this share of the patients (Kiefe 1998)
 MAX_TICKS = 60     # beyond this many peers the strip shows their spread as a box, not one tick each
@@ -232,14 +232,15 @@ def _taper_text(t: TaperSummary, s: summary.Settings, min_cell: int) -> str:
     shown = all(n == 0 or n >= min_cell for n in (gradual_peers, t.peer_total - gradual_peers))  # none derivable
     peers = (f" Among your peers' {t.peer_total:,} tapers, {t.peer_gradual_share:.0%} went at the guideline pace."
              if t.peer_total and shown else "")
+    # Our own sentences (no data text): apostrophes stay as they are.
     return f"<p>{html.escape(own + peers, quote=False)}</p><p class='muted'>{html.escape(pace, quote=False)}</p>"
 
 
 def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
     """The letter as one self-contained HTML page (no script, no network), made to print on one A4 page."""
     period = f"{s.start:%d %b %Y} to {s.end:%d %b %Y}"
-    head = (f"<h1>Your opioid prescribing beside your peers</h1><p class='muted'>For {html.escape(l.name)} · "
-            f"{html.escape(period)} · peers: clinicians of {html.escape(scope)} · prepared "
+    head = (f"<h1>Your opioid prescribing beside your peers</h1><p class='muted'>For {html_text(l.name)} · "
+            f"{html_text(period)} · peers: clinicians of {html_text(scope)} · prepared "
             f"{dt.date.today():%d %b %Y}</p>"
             "<p>This page is for you: a mirror, not a rating. It shows how your prescribing compares with your "
             "colleagues' so that you can decide whether anything is worth a closer look or a conversation. Your "
@@ -257,9 +258,9 @@ def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
             small = 1 <= r.patients < min_cell
             own = "too few to compare" if small else f"<b>{fmt(r.own)}</b><br><span class='small muted'>{fmt(r.own_lower)} to {fmt(r.own_upper)}</span>"
             best = fmt(r.benchmark) if r.benchmark == r.benchmark else "<span class='muted'>no better direction</span>"
-            words = "fewer patients than can be shown" if small else html.escape(r.position)
+            words = "fewer patients than can be shown" if small else html_text(r.position)
             svg = strip_svg(r.peers, float("nan") if small else r.own, r.median, r.benchmark, r.percent)
-            cells.append(f"<tr><td>{html.escape(r.measure)}</td><td>{_count(r.patients, min_cell, 'patients')}</td>"
+            cells.append(f"<tr><td>{html_text(r.measure)}</td><td>{_count(r.patients, min_cell, 'patients')}</td>"
                          f"<td>{own}</td><td>{fmt(r.median)}</td><td>{best}</td><td>{svg}</td><td>{words}</td></tr>")
         body = ("<h2>Your figures</h2><table><tr><th>Measure</th><th>Your patients</th><th>Your figure (95% "
                 "interval)</th><th>Peer median</th><th>Top performers</th><th>You among peers</th><th>Compared with "
@@ -275,19 +276,20 @@ def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
              "of the best-placed colleagues who together hold at least 10% of the patients (Kiefe 2001), shown only "
              "where the measure has a better direction. Peers are clinicians with at least "
              f"{max(min_cell, 1)} patients in a measure. "
-             + html.escape(" ".join(summary.parameter_lines(s)))
+             + html_text(" ".join(summary.parameter_lines(s)))
              + (f" Counts from 1 to {min_cell - 1} are not shown." if min_cell > 1 else
                 " Small counts are shown (internal use).")
              + " No patient is named or identifiable on this page.</p>"
              "<p class='small muted'>Support: the CDC 2022 clinical practice guideline for prescribing opioids for "
              "pain and the HHS 2019 guide for clinicians on dose reduction or discontinuation of long-term opioids. "
              "If you would like to talk this through, your clinic's quality lead is glad to.</p>")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Prescribing feedback: {html.escape(l.name)}"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Prescribing feedback: {html_text(l.name)}"
             f"</title><style>{CSS}</style></head><body>{head}{body}{tapers}{notes}</body></html>")
 
 
 def _file_name(clinician_id: str) -> str:
-    return "letter_" + re.sub(r"[^A-Za-z0-9_-]+", "_", clinician_id) + ".pdf"
+    """The letter's name in the zip: `letter_<id>.pdf`, the id made safe for a path (display.file_part)."""
+    return f"letter_{file_part(clinician_id)}.pdf"
 
 
 def write_one(engine: sa.Engine, s: summary.Settings, clinician_id: str, out: Path,

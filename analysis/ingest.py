@@ -14,6 +14,7 @@ import datetime as dt
 import heapq
 import io
 import os
+import re
 import tempfile
 import uuid
 from collections import Counter
@@ -30,10 +31,14 @@ import sqlalchemy as sa
 
 import queries
 from analysis import db
+from analysis.display import spreadsheet_safe
 from analysis.dose import FACTOR_SETS, LtotParams, TaperParams
 from analysis.drugs import resolve_drug
 
 BATCH_ROWS = 500_000
+MAX_LINE_BYTES = 2 * 1024 * 1024   # the longest line (header or row) the reader accepts
+# Python's csv module refuses fields over 128 KiB by default; a header is read whole up to the line limit.
+csv.field_size_limit(MAX_LINE_BYTES + 1)
 
 Progress = Callable[[str, int, int], None]
 
@@ -127,101 +132,252 @@ class LoadReport:
         return sum(t.rows_rejected for t in self.tables)
 
 
+@dataclass(frozen=True)
+class Header:
+    """A file's header row: column names (lower-cased, trimmed) and how the file's lines end.
+
+    `newline` is the character that ends a line: "\\r" for a file with CR-only line ends (old Mac
+    format), else "\\n" (LF or CRLF). `lines` is how many physical lines the header takes (more than 1
+    only when a quoted name holds a line break)."""
+
+    names: tuple[str, ...]
+    newline: str = "\n"
+    lines: int = 1
+
+    def position(self, column: str) -> int | None:
+        """0-based position of a contract column in the file, or None when the file lacks it."""
+        return self.names.index(column) if column in self.names else None
+
+
+@dataclass
+class _Malformed:
+    record: int      # DuckDB's rejects `line`: the record's number, the header being record 1
+    row_id: str
+    reason: str
+    breaks: int      # line breaks inside the record's quoted fields
+    line: int = 0    # the physical line the record starts on (set while staging)
+
+
 @dataclass
 class _StagedFile:
     spec: TableSpec
     path: Path
-    header: list[str]
+    header: Header
     good_rows: int
-    malformed: list[tuple[int, str, str]]  # (line, row_id, reason)
+    breaks: int                  # line breaks inside quoted fields of the good rows, in all
+    malformed: list[_Malformed]
 
     @property
     def ignored(self) -> tuple[str, ...]:
-        return tuple(c for c in self.header if c not in self.spec.columns)
+        return tuple(shown_name(c) if c else f"(column {i + 1} has no name)"
+                     for i, c in enumerate(self.header.names) if c not in self.spec.columns)
 
 
-def read_header(path: Path, spec: TableSpec) -> list[str]:
-    """Column names of a CSV file, lower-cased; refuses encodings, delimiters and missing columns."""
+def shown_name(text: str, limit: int = 60) -> str:
+    """A name taken from an input file, fit for one line of a message: control characters (line breaks,
+    terminal escapes) become spaces and long names are cut, so a hostile header cannot rewrite the
+    terminal or flood the output."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    return clean if len(clean) <= limit else clean[:limit - 1] + "…"
+
+
+def _header_lines(path: Path) -> tuple[list[bytes], bool]:
+    """The file's first lines as bytes (line ends kept), and whether the read stopped at the line limit."""
     with path.open("rb") as f:
-        first = f.readline(1 << 20)
-    if not first.strip():
+        chunk = f.read(MAX_LINE_BYTES + 1)
+    return chunk.splitlines(keepends=True), len(chunk) > MAX_LINE_BYTES
+
+
+def read_header(path: Path, spec: TableSpec) -> Header:
+    """The header row of a CSV file: refuses empty files, other encodings, delimiters, duplicated and
+    missing columns, and headers over the line limit, each in one plain line.
+
+    The header is read with Python's csv module (quoted names may hold commas, quotes and line breaks);
+    the names are matched against the contract here and never reach SQL: the reader addresses columns
+    by position (see _columns)."""
+    lines, truncated = _header_lines(path)
+    if not b"".join(lines).strip():
         raise LoadError(f"{path.name}: the file is empty; expected a header row with {', '.join(spec.required)}")
+    used = 0
+
+    def decoded() -> Iterator[str]:
+        nonlocal used
+        for raw in lines:
+            used += 1
+            try:
+                yield raw.decode("utf-8-sig" if used == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise LoadError(f"{path.name}: not UTF-8 encoded (byte 0x{raw[e.start]:02x} in the header row); "
+                                "save the file as UTF-8 and load again") from None
+
     try:
-        text = first.decode("utf-8-sig").rstrip("\r\n")
-    except UnicodeDecodeError as e:
-        raise LoadError(f"{path.name}: not UTF-8 encoded (byte 0x{first[e.start]:02x} in the header row); "
-                        "save the file as UTF-8 and load again") from None
-    header = [c.strip().lower() for c in next(csv.reader([text]))]
-    duplicated = sorted({c for c in header if header.count(c) > 1})
+        record = next(csv.reader(decoded()), None)
+    except csv.Error as e:
+        raise LoadError(f"{path.name}: the header row cannot be read as CSV ({e})") from None
+    if record is None or (truncated and used >= len(lines)):
+        raise LoadError(f"{path.name}: the header row is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB "
+                        "(or a quote in it is never closed); check the file's first line")
+    first = lines[0]
+    newline = "\r" if first.endswith(b"\r") and not first.endswith(b"\r\n") else "\n"
+    header = [c.strip().lower() for c in record]
+    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    duplicated = sorted({c for c in header if c and header.count(c) > 1})
     if duplicated:
-        raise LoadError(f"{path.name}: column {', '.join(duplicated)} appears more than once in the header")
+        raise LoadError(f"{path.name}: column {', '.join(map(shown_name, duplicated))} appears more than once "
+                        "in the header")
     missing = [c for c in spec.required if c not in header]
     if missing:
         for delim, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
-            split = [c.strip().lower() for c in next(csv.reader([text], delimiter=delim))]
+            try:
+                split = [c.strip().lower() for c in next(csv.reader([text], delimiter=delim))]
+            except (csv.Error, StopIteration):
+                continue
             if len(split) > 1 and (len(header) == 1 or not [c for c in spec.required if c not in split]):
                 raise LoadError(f"{path.name}: columns are separated by {label}; the data contract uses commas")
+        has = ", ".join(shown_name(c, 40) for c in header[:30]) + (", …" if len(header) > 30 else "")
         raise LoadError(f"{path.name}: missing required column{'s' if len(missing) > 1 else ''} "
-                        f"{', '.join(missing)} (header has: {', '.join(header)})")
-    return header
+                        f"{', '.join(missing)} (header has: {shown_name(has, 400)})")
+    return Header(tuple(header), newline, used)
 
 
-def _read_csv_sql() -> str:
+def _columns(header: Header) -> dict[str, str]:
+    """The reader's column list: our own positional names c0, c1, ... (the header's names never enter SQL)."""
+    return {f"c{i}": "VARCHAR" for i in range(len(header.names))}
+
+
+def _read_csv_sql(header: Header) -> str:
+    # A CR-only file must be told so: the reader otherwise reads it as one long line.
+    new_line = ", new_line = '\\r'" if header.newline == "\r" else ""
     return ("from read_csv($path, header = true, auto_detect = false, columns = $columns, delim = ',', "
             "quote = '\"', escape = '\"', encoding = 'utf-8', strict_mode = true, null_padding = false, "
             "store_rejects = true, rejects_table = 'rx_rejects', rejects_scan = 'rx_reject_scans', "
-            "max_line_size = 2097152)")
+            f"max_line_size = {MAX_LINE_BYTES}{new_line})")
 
 
-def _scan(reader: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, header: list[str]) -> _StagedFile:
-    """First pass: count good rows and collect malformed ones with their line numbers."""
-    params = {"path": str(path), "columns": {c: "VARCHAR" for c in header}}
-    # Counting every column makes the reader parse (and check the encoding of) every field.
-    every = ", ".join(f'count("{c}")' for c in header)
-    good = reader.execute(f"select count(*), {every} {_read_csv_sql()}", params).fetchall()[0][0]
-    has_rejects = reader.execute(
-        "select count(*) from duckdb_tables() where table_name = 'rx_rejects'").fetchone()[0]
-    errors = reader.execute(
-        "select line, error_type, csv_line from rx_rejects order by line").fetchall() if has_rejects else []
-    reader.execute("drop table if exists rx_rejects; drop table if exists rx_reject_scans")
+def _breaks_sql(header: Header) -> str:
+    """SQL for the line breaks inside one row's fields (the reader's positional names only)."""
+    nl = "chr(13)" if header.newline == "\r" else "chr(10)"
+    return " + ".join(f"(strlen(coalesce(c{i}, '')) - strlen(replace(coalesce(c{i}, ''), {nl}, '')))"
+                      for i in range(len(header.names)))
+
+
+def _scan(reader: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, header: Header) -> _StagedFile:
+    """First pass: count good rows (and the line breaks inside their fields), and collect malformed rows."""
+    params = {"path": str(path), "columns": _columns(header)}
+    try:
+        # Measuring every field makes the reader parse (and check the encoding of) every one.
+        # fetchall, not fetchone: the reader writes its rejects table only once the scan is consumed.
+        good, breaks = reader.execute(
+            f"select count(*), coalesce(sum({_breaks_sql(header)}), 0) {_read_csv_sql(header)}", params).fetchall()[0]
+        has_rejects = reader.execute(
+            "select count(*) from duckdb_tables() where table_name = 'rx_rejects'").fetchone()[0]
+        errors = reader.execute(
+            "select line, error_type, csv_line from rx_rejects order by line").fetchall() if has_rejects else []
+        reader.execute("drop table if exists rx_rejects; drop table if exists rx_reject_scans")
+    except duckdb.Error as e:
+        stray = _stray_carriage_return(path) if header.newline == "\n" else None
+        if stray:
+            raise LoadError(f"{path.name}: line {stray} holds a carriage return (CR) outside quotes, or the file mixes "
+                            "line ends; quote that field or save the file with one kind of line end") from None
+        raise LoadError(f"{path.name}: the file cannot be read as CSV ({shown_name(str(e).splitlines()[0], 200)})"
+                        ) from None
     malformed, seen = [], set()
     for line, error_type, csv_line in errors:
         if error_type == "INVALID ENCODING":
-            raise LoadError(f"{path.name}: not UTF-8 encoded (first invalid byte on line {line}); "
-                            "save the file as UTF-8 and load again")
+            raise LoadError(f"{path.name}: not UTF-8 encoded (first invalid byte on line "
+                            f"{_physical_line(path, int(line))}); save the file as UTF-8 and load again")
         if line in seen:  # a row can break more than one rule; report it once
             continue
         seen.add(line)
-        first_field = next(csv.reader([csv_line or ""]), [""])
-        row_id = first_field[0] if first_field else ""
+        text = (csv_line or "").lstrip("\r\n")  # the reader may keep the end of the line before
+        try:
+            first_field = next(csv.reader(io.StringIO(text, newline="")), [""])
+        except csv.Error:
+            first_field = [""]
         reason = MALFORMED.get(error_type, f"the row cannot be read as CSV ({error_type.lower()})")
-        malformed.append((int(line), row_id, f"{reason} ({len(header)} columns)"))
-    return _StagedFile(spec, path, header, int(good), malformed)
+        malformed.append(_Malformed(int(line), first_field[0] if first_field else "",
+                                    f"{reason} ({len(header.names)} columns)", text.count(header.newline)))
+    return _StagedFile(spec, path, header, int(good), int(breaks), malformed)
 
 
-def _line_numbers(ordinals: np.ndarray, malformed_lines: np.ndarray) -> np.ndarray:
-    """File line of each good row from its 1-based ordinal among good rows.
+def _stray_carriage_return(path: Path, chunk_bytes: int = 1 << 24) -> int | None:
+    """The line of the first CR not followed by LF in a file whose lines end in LF (or CRLF), else None.
+    Read in chunks, on a refusal only: the reader cannot say where it lost its way."""
+    line, previous = 1, b""
+    with path.open("rb") as f:
+        while chunk := f.read(chunk_bytes):
+            data = previous + chunk
+            # Keep a trailing CR for the next chunk: its LF may start it.
+            body, previous = (data[:-1], data[-1:]) if data.endswith(b"\r") else (data, b"")
+            at = next((i for i in (m.start() for m in re.finditer(rb"\r(?!\n)", body))), None)
+            if at is not None:
+                return line + body.count(b"\n", 0, at)
+            line += body.count(b"\n")
+    return line if previous else None
 
-    Data row r sits on line r + 1 (the header is line 1). A malformed row j (1-based, ascending) on
-    line L_j has L_j - 1 - j good rows before it, so it precedes good row g when L_j - 1 - j < g.
+
+def _physical_line(path: Path, record: int) -> int:
+    """The physical line a record starts on (the header is record 1), counted by reading the file.
+    Used only to name the line of a refusal, so a Python loop over rows is affordable here."""
+    start = 1
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:
+        reader = csv.reader(f)
+        try:
+            for number, _ in enumerate(reader, start=1):
+                if number == record:
+                    return start
+                start = reader.line_num + 1
+        except csv.Error:
+            pass
+    return record
+
+
+def _line_numbers(ordinals: np.ndarray, malformed_records: np.ndarray) -> np.ndarray:
+    """Record number of each good row from its 1-based ordinal among good rows (the header is record 1).
+
+    Data row r is record r + 1. A malformed record j (1-based, ascending) numbered R_j has R_j - 1 - j
+    good rows before it, so it precedes good row g when R_j - 1 - j < g.
     """
-    before = malformed_lines - 1 - np.arange(1, len(malformed_lines) + 1)
+    before = malformed_records - 1 - np.arange(1, len(malformed_records) + 1)
     return ordinals + np.searchsorted(before, ordinals, side="left") + 1
 
 
 def _batches(reader: duckdb.DuckDBPyConnection, staged: _StagedFile) -> Iterator[pa.RecordBatch]:
-    """Second pass: the good rows as text, with line_no, every contract column present (blank if absent)."""
-    params = {"path": str(staged.path), "columns": {c: "VARCHAR" for c in staged.header}}
+    """Second pass: the good rows as text, every contract column present (blank if absent), with line_no:
+    the physical line each row starts on, counting the line breaks inside quoted fields of every record
+    before it (good or malformed) and of the header. Sets each malformed record's physical line too."""
+    header = staged.header
+    params = {"path": str(staged.path), "columns": _columns(header)}
     select = ", ".join(
-        f'coalesce("{c}", \'\') as "{c}"' if c in staged.header else f"'' as \"{c}\""
+        f"coalesce(c{header.position(c)}, '') as {c}" if header.position(c) is not None else f"'' as {c}"
         for c in staged.spec.columns)
-    result = reader.sql(f"select ordinality, {select} {_read_csv_sql()} with ordinality", params=params)
-    bad_lines = np.array([m[0] for m in staged.malformed], dtype=np.int64)
+    breaks = _breaks_sql(header) if staged.breaks else "0"
+    result = reader.sql(f"select ordinality, {breaks}, {select} {_read_csv_sql(header)} with ordinality",
+                        params=params)
+    bad = staged.malformed
+    records = np.array([m.record for m in bad], dtype=np.int64)
+    # Good rows before each malformed record, and the line breaks inside the malformed records before it.
+    good_before = records - 1 - np.arange(1, len(bad) + 1)
+    bad_breaks = np.concatenate([[0], np.cumsum([m.breaks for m in bad], dtype=np.int64)])
+    good_breaks_at = np.zeros(len(bad), dtype=np.int64)   # line breaks in the good rows before each
+    carried = 0                                           # line breaks in the good rows of earlier batches
+    last_ordinal = 0
     for batch in result.to_arrow_reader(BATCH_ROWS):
         ordinals = batch.column(0).to_numpy().astype(np.int64)
-        line_no = pa.array(_line_numbers(ordinals, bad_lines), type=pa.int64())
-        yield pa.RecordBatch.from_arrays([line_no, *batch.columns[1:]],
+        row_breaks = batch.column(1).to_numpy(zero_copy_only=False).astype(np.int64)
+        before_row = carried + np.cumsum(row_breaks) - row_breaks
+        record = _line_numbers(ordinals, records)
+        line = (record + (header.lines - 1) + before_row
+                + bad_breaks[np.searchsorted(records, record, side="left")])
+        inside = (good_before >= ordinals[0]) & (good_before <= ordinals[-1]) if len(ordinals) else good_before < 0
+        good_breaks_at[inside] = (before_row + row_breaks)[good_before[inside] - ordinals[0]]
+        carried += int(row_breaks.sum())
+        last_ordinal = int(ordinals[-1]) if len(ordinals) else last_ordinal
+        yield pa.RecordBatch.from_arrays([pa.array(line, type=pa.int64()), *batch.columns[2:]],
                                          names=["line_no", *staged.spec.columns])
+    good_breaks_at[good_before > last_ordinal] = carried
+    for j, m in enumerate(bad):
+        m.line = int(m.record + (header.lines - 1) + good_breaks_at[j] + bad_breaks[j])
 
 
 def bulk_insert(conn: sa.Connection, table: str, columns: tuple[str, ...],
@@ -327,12 +483,21 @@ def _check_and_insert(conn: sa.Connection, staged: _StagedFile, as_of: dt.date,
     value_rejects = conn.exec_driver_sql(
         f"select line_no, row_id, reason_code, reason from chk_{name} where reason_code is not null order by line_no",
         execution_options={"yield_per": 10_000})
-    malformed = ((line, row_id, "malformed_row", reason) for line, row_id, reason in staged.malformed)
+    malformed = ((m.line, m.row_id, "malformed_row", m.reason) for m in staged.malformed)
     for line, row_id, code, reason in heapq.merge(malformed, value_rejects, key=lambda r: r[0]):
-        rejects.writerow((staged.path.name, line, row_id or "", code, reason))
+        # Ids and reasons quote input text: neutralised so a spreadsheet shows "=HYPERLINK(...)" as text.
+        rejects.writerow((staged.path.name, line, spreadsheet_safe(row_id or ""), code, spreadsheet_safe(reason)))
     for table in (f"chk_{name}", f"stg_{name}"):
         conn.exec_driver_sql(f"drop table if exists {table}")
     return report
+
+
+def open_reader() -> duckdb.DuckDBPyConnection:
+    """The in-memory DuckDB connection that reads the CSV files (whatever the target database is)."""
+    reader = duckdb.connect()
+    reader.execute("set enable_progress_bar = false")
+    reader.execute("set memory_limit = '1GB'")  # the reader only streams; spill rather than grow
+    return reader
 
 
 def rebuild_derived(conn: sa.Connection) -> None:
@@ -399,9 +564,7 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
         files.append((spec, path, read_header(path, spec)))
 
     run_id = uuid.uuid4().hex[:12]
-    reader = duckdb.connect()
-    reader.execute("set enable_progress_bar = false")
-    reader.execute("set memory_limit = '1GB'")  # the reader only streams; spill rather than grow
+    reader = open_reader()
     staged_files = [_scan(reader, spec, path, header) for spec, path, header in files]
 
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
@@ -409,7 +572,8 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
     reports: list[TableReport] = []
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out, lineterminator="\n")
+            # CRLF (RFC 4180) ends the lines: the writer then quotes any CR or LF inside a value.
+            writer = csv.writer(out, lineterminator="\r\n")
             writer.writerow(REJECT_COLUMNS)
             try:
                 with engine.begin() as conn:

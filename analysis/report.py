@@ -8,13 +8,13 @@ by headless chromium. Clinicians appear by pseudonym, counts from 1 to 10 are su
 from __future__ import annotations
 
 import datetime as dt
-import html
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
 from analysis import charts, db, exports, measures, privacy, stats, summary, tapering
+from analysis.display import html_text
 
 CSS = """
 body { font-family: Inter, 'Segoe UI', Helvetica, Arial, sans-serif; color: #1f2933; margin: 0 auto;
@@ -83,10 +83,10 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
     period = f"{s.start:%d %b %Y} to {s.end:%d %b %Y}"
     keep = lambda rows: summary.keep(rows, allowed)  # noqa: E731
 
-    parts = [f"<h1>Prescribing consistency: report pack</h1><p class='muted'>{html.escape(period)} · "
-             f"{html.escape(scope)} · generated {dt.datetime.now():%Y-%m-%d %H:%M}</p>",
+    parts = [f"<h1>Prescribing consistency: report pack</h1><p class='muted'>{html_text(period)} · "
+             f"{html_text(scope)} · generated {dt.datetime.now():%Y-%m-%d %H:%M}</p>",
              "<h3>Rules in force</h3><ul>"]
-    parts += [f"<li>{html.escape(line)}</li>" for line in summary.parameter_lines(s)]
+    parts += [f"<li>{html_text(line)}</li>" for line in summary.parameter_lines(s)]
     parts.append("</ul><p class='muted'>Clinicians appear by pseudonym; patients never appear. Counts from 1 to "
                  f"{s.min_cell - 1} are shown as &lt; {s.min_cell}.</p>")
 
@@ -111,12 +111,12 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
                 ("Abrupt discontinuations", _count(int((tapers["category"] == "abrupt_discontinuation").sum()),
                                                    s.min_cell))]
     parts.append("<h2 class='first'>Overview</h2><table>" + "".join(
-        f"<tr><td>{html.escape(k)}</td><td><b>{html.escape(v)}</b></td></tr>" for k, v in overview) + "</table>")
+        f"<tr><td>{html_text(k)}</td><td><b>{html_text(v)}</b></td></tr>" for k, v in overview) + "</table>")
 
     # Each measure's funnel with its reading
     parts.append("<h2>Clinician variation, measure by measure</h2>")
     for m, rows, result in results.values():
-        parts.append(f"<h3>{html.escape(m.title)}</h3>")
+        parts.append(f"<h3>{html_text(m.title)}</h3>")
         if result is None:
             parts.append("<p class='muted'>Too few clinicians with patients in this measure to compare.</p>")
             continue
@@ -124,7 +124,7 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
                               for q0, q1 in measures.quarters(s.start, s.end)
                               if len(u := measures.unit_rows(keep(db.read_frame(
                                   conn, m.query, summary.measure_params(m, s, q0, q1, bounds))), m)) >= 2])
-        parts.append(f"<p class='reading'>{html.escape(reading(result, m, trend))}</p>")
+        parts.append(f"<p class='reading'>{html_text(reading(result, m, trend))}</p>")
         units = result.units.assign(unit_label=result.units["unit_id"].map(
             labels.get if m.unit == "clinician" else clinic_names.get))
         lines = stats.funnel_lines(result, float(units["denominator"].max()))
@@ -132,7 +132,7 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
         parts.append(_svg(charts.funnel_chart(units, lines, f"{m.title}: {period}",
                                               "Share of patients" if percent else m.value_unit, result.pooled,
                                               percent, m.direction)))
-        parts.append(f"<p class='muted'>{html.escape(m.why)}</p>")
+        parts.append(f"<p class='muted'>{html_text(m.why)}</p>")
 
     # Taper panels
     parts.append("<h2>Tapers</h2>")
@@ -148,14 +148,14 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
                  "pooled value, normal limits for means; when overdispersion is found (winsorised φ > 1), "
                  "additive random-effects limits (DerSimonian–Laird τ²). Units with fewer than "
                  f"{stats.MIN_DENOMINATOR} cases are never flagged. Attribution: "
-                 f"{html.escape(measures.ATTRIBUTION_RULE)}</p>")
+                 f"{html_text(measures.ATTRIBUTION_RULE)}</p>")
     for m, _, _ in results.values():
-        parts.append(f"<h3>{html.escape(m.title)} <span class='muted'>({m.id})</span></h3><p>"
-                     f"{html.escape(m.why)}<br><b>Numerator:</b> {html.escape(m.numerator)}. <b>Denominator:</b> "
-                     f"{html.escape(m.denominator)}. <b>Better when:</b> {m.direction}. <b>SQL:</b> "
+        parts.append(f"<h3>{html_text(m.title)} <span class='muted'>({m.id})</span></h3><p>"
+                     f"{html_text(m.why)}<br><b>Numerator:</b> {html_text(m.numerator)}. <b>Denominator:</b> "
+                     f"{html_text(m.denominator)}. <b>Better when:</b> {m.direction}. <b>SQL:</b> "
                      f"queries/{m.query}.sql. <b>Reviewed</b> {m.reviewed_on}; next review {m.next_review}.</p>")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Prescribing consistency report "
-            f"{html.escape(period)}</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+            f"{html_text(period)}</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
 
 
 def write(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str, ...] = ()) -> Path:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import db, dose, measures, stats
+from analysis import db, dose, exports, measures, stats
 
 MEASURE_COLUMNS = ["measure_id", "unit", "clinician_id", "clinic_id", "numerator", "denominator", "value",
                    "pooled_value", "lower_95", "upper_95", "lower_998", "upper_998", "flag", "shrunk_value",
@@ -230,16 +230,17 @@ def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime) 
 
 
 def write_summary(engine: sa.Engine, s: Settings, out: Path) -> dict[str, int]:
-    """Write clinician_measures.csv, tapers.csv, consistency.csv and README.txt into `out`."""
+    """Write clinician_measures.csv, tapers.csv, consistency.csv (analysis.exports.csv_bytes: text cells
+    that would start a spreadsheet formula neutralised) and README.txt into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     secret, stable = key_secret()
     with engine.connect() as conn:
         table = suppress(measure_table(conn, s), s.min_cell)
         tapers = taper_table(conn, s, secret)
         consistency = consistency_table(conn, s)
-    table.to_csv(out / "clinician_measures.csv", index=False, float_format="%.6g")
-    tapers.to_csv(out / "tapers.csv", index=False, float_format="%.6g")
-    consistency.to_csv(out / "consistency.csv", index=False, float_format="%.6g")
+    # Ids come from the data: written as every exported CSV is, formula cells neutralised.
+    for frame, name in ((table, "clinician_measures"), (tapers, "tapers"), (consistency, "consistency")):
+        (out / f"{name}.csv").write_bytes(exports.csv_bytes(frame))
     url = engine.url.render_as_string(hide_password=True)
     (out / "README.txt").write_text(readme(s, url, stable, dt.datetime.now()), encoding="utf-8")
     return {"clinician_measures": len(table), "tapers": len(tapers), "consistency": len(consistency)}

@@ -26,6 +26,8 @@ def _progress_printer(stream=sys.stderr):
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
     from analysis import db, ingest
 
     url = db.resolve_url(args.db)
@@ -35,7 +37,11 @@ def cmd_load(args: argparse.Namespace) -> int:
                                        strict=args.strict, progress=_progress_printer())
     except (ingest.LoadError, ValueError) as e:
         print(f"rxdash load: error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
+    except (OSError, sa.exc.SQLAlchemyError) as e:
+        print(f"rxdash load: error: {str(getattr(e, 'orig', None) or e).strip().splitlines()[0]}; nothing was loaded",
+              file=sys.stderr)
+        return EXIT_REFUSED
     print(f"Loaded {args.directory} into {engine.url.render_as_string(hide_password=True)} (run {report.run_id})")
     print(f"{'file':<20}{'read':>12}{'loaded':>12}{'rejected':>12}")
     for t in report.tables:
@@ -126,7 +132,10 @@ def _serve(url: str, host: str, port: int) -> int:
                "--server.address", host, "--server.port", str(port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--theme.base", "light",
                "--theme.primaryColor", "#0072B2",   # Okabe-Ito blue: widgets carry no red "verdict" colour
-               "--client.toolbarMode", "minimal", "--client.showErrorDetails", "none"]
+               "--client.toolbarMode", "minimal", "--client.showErrorDetails", "none",
+               # A table's own CSV download would bypass suppression, the audit log and formula
+               # neutralising: data leaves only through the export buttons (analysis/exports.py).
+               "--client.disableDataExport", "true"]
     print(f"Serving the dashboard on http://{host}:{port} (database: {url})", flush=True)
     os.execvpe(command[0], command, env)
     return 0  # not reached
@@ -268,9 +277,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit codes (README: "Exit codes"): 0 done; 1 refused, with one line saying why (bad input, a database
+# problem; nothing was changed); 2 wrong arguments; 3 an unexpected fault (one line; RXDASH_DEBUG=1 shows
+# the traceback); 130 interrupted.
+EXIT_REFUSED, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 1, 2, 3, 130
+DEBUG_ENV = "RXDASH_DEBUG"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"rxdash {args.command}: interrupted; nothing more was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:   # never a traceback on the command line
+        if os.environ.get(DEBUG_ENV):
+            raise
+        first = (str(getattr(e, "orig", None) or e).strip().splitlines() or [""])[0]
+        print(f"rxdash {args.command}: error: {type(e).__name__}: {first} "
+              f"(this is a fault in rxdash; {DEBUG_ENV}=1 shows the details)", file=sys.stderr)
+        return EXIT_FAULT
 
 
 if __name__ == "__main__":

@@ -12,10 +12,12 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from analysis import db, measures, stats
+from analysis.display import md
 
 
 class DataUnavailable(Exception):
-    """The database cannot answer; the message says what to do, in plain words."""
+    """The database cannot answer; the message says what to do, in plain words. Pages show it as Markdown,
+    so the parts that come from outside (paths, URLs, the database's own error text) are made literal."""
 
 
 def database_url() -> str:
@@ -89,7 +91,7 @@ def _plain_errors(url: str, name: str):
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "duckdb" and parsed.database and not Path(parsed.database).exists():
         raise DataUnavailable(
-            f"There is no database file at {parsed.database}. Start the demo with `rxdash demo`, "
+            f"There is no database file at {md(parsed.database)}. Start the demo with `rxdash demo`, "
             "or load your data with `rxdash load DIR`.")
     try:
         yield
@@ -98,8 +100,8 @@ def _plain_errors(url: str, name: str):
             raise DataUnavailable("The database file is in use by another process (a load, perhaps). "
                                   "Try again when it has finished.") from None
         raise DataUnavailable(
-            f"The database could not be reached ({_first_line(e)}). Check the database URL "
-            f"({_safe(url)}) and that the server is running.") from None
+            f"The database could not be reached ({md(_first_line(e))}). Check the database URL "
+            f"({md(_safe(url))}) and that the server is running.") from None
     except (sa.exc.ProgrammingError, sa.exc.DBAPIError) as e:
         text = _first_line(e)
         if "does not exist" in text or "Catalog Error" in text:
@@ -107,7 +109,7 @@ def _plain_errors(url: str, name: str):
                 "The database has no prescribing data yet, or was loaded by an older version of rxdash. "
                 "Load your data with `rxdash load DIR` (add `--replace` to load it again), "
                 "or start the demo with `rxdash demo`.") from None
-        raise DataUnavailable(f"A query failed ({name}: {text}).") from None
+        raise DataUnavailable(f"A query failed ({name}: {md(text)}).") from None
 
 
 def _first_line(e: sa.exc.DBAPIError) -> str:

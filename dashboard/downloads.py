@@ -13,15 +13,20 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis import exports
+from analysis.display import file_part
 from dashboard import filters, viewer
 
 CSV_NOTE = "Counts from 1 to 10 are left blank (and what would give them away)."
 
 
 def _audited(build: Callable[[], bytes], what: str, f: filters.Filters) -> Callable[[], bytes]:
+    # Who is asking is read now, in the script run: Streamlit builds the file later, in a thread where
+    # st.user is not available (signed-in downloads failed with "st.user has no attribute is_logged_in").
+    who = viewer.current()
+
     def run() -> bytes:
         content = build()
-        viewer.record("export", what, filters.describe(f))
+        viewer.record("export", what, filters.describe(f), who)
         return content
     return run
 
@@ -35,7 +40,9 @@ def allowed() -> bool:
 def show(fig: go.Figure, name: str, f: filters.Filters, context: exports.Context,
          csv: Callable[[], bytes] | None = None) -> None:
     """Draw the chart, then a row of download buttons: images, HTML and (when `csv` is given) the data
-    behind it. Nothing is built until a button is pressed."""
+    behind it. Nothing is built until a button is pressed. `name` becomes the files' names, made safe
+    for a path whatever it was built from."""
+    name = file_part(name)
     st.plotly_chart(fig, theme=None, width="stretch")
     if not allowed():
         return
@@ -59,6 +66,7 @@ def document(label: str, build: Callable[[], bytes], file_name: str, f: filters.
     """One button for a whole document (report pack, feedback letter) as PDF, built when pressed, audited."""
     if not allowed():
         return
+    file_name = file_part(Path(file_name).stem) + Path(file_name).suffix
     browser = Path(os.environ.get(exports.BROWSER_ENV, exports.DEFAULT_BROWSER))
     missing = not browser.exists()
     st.download_button(label, _audited(build, file_name, f), file_name=file_name, mime=exports.FORMATS["pdf"],

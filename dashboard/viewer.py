@@ -46,9 +46,10 @@ def require(page: str) -> access.Viewer:
     return v
 
 
-def record(event: str, what: str, filters: dict[str, object] | None = None) -> None:
-    """Append one event (sign-in, profile view, export) to the audit log with the viewer and role."""
-    v = current()
+def record(event: str, what: str, filters: dict[str, object] | None = None, v: access.Viewer | None = None) -> None:
+    """Append one event (sign-in, profile view, export) to the audit log with the viewer and role (`v`, or
+    this run's viewer: a download's file is built outside the script run, where st.user cannot be read)."""
+    v = v or current()
     exports.audit(what, user=v.user if v else "not signed in", filters=filters or {},
                   role=v.role if v else "", event=event)
 

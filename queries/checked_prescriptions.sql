@@ -117,7 +117,7 @@ final as (
             when 'unknown_clinician' then 'clinician_id ''' || clinician_id || ''' is not in clinicians.csv'
             when 'bad_fill_date' then 'fill_date ''' || fill_date || ''' is not a real date in YYYY-MM-DD form'
             when 'future_fill_date' then 'fill_date ' || fill_date || ' is after the load date'
-            when 'bad_quantity' then 'quantity ''' || quantity || ''' is not a number'
+            when 'bad_quantity' then 'quantity ''' || quantity || ''' is not a number below 10^15'
             when 'non_positive_quantity' then 'quantity ' || quantity || ' must be greater than zero'
             when 'missing_days_supply' then 'days_supply is blank'
             when 'bad_days_supply' then 'days_supply ''' || days_supply || ''' is not a whole number'

@@ -11,9 +11,12 @@ create or replace function rx_parse_date(s text) returns date language sql immut
         end
     end
 $$;
--- rx_parse_number(text) -> double precision: a plain decimal number, else NULL.
+-- rx_parse_number(text) -> double precision: a plain decimal number of at most 40 characters and
+-- magnitude below 1e15, else NULL (numeric first: 1e999 is out of range for double precision).
 create or replace function rx_parse_number(s text) returns double precision language sql immutable as $$
-    select case when s ~ '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]{1,3})?$' then s::double precision end
+    select case when length(s) <= 40 and s ~ '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]{1,3})?$' then
+        case when abs(s::numeric) < 1e15 then s::double precision end
+    end
 $$;
 -- rx_parse_whole(text) -> integer: a whole number of at most 9 digits (a trailing .0 allowed), else NULL.
 create or replace function rx_parse_whole(s text) returns integer language sql immutable as $$

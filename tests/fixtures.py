@@ -48,5 +48,5 @@ def write_dataset(folder: Path, **tables: list[list[str]]) -> Path:
 
 
 def read_rejects(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8", newline="") as f:   # newline="": a CR inside a value stays a CR
         return list(csv.DictReader(f))

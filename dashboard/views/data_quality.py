@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, dose, exports
+from analysis.display import md
 from dashboard import data, viewer
 
 
@@ -41,7 +42,7 @@ def render() -> None:
 
     latest = history[history["run_id"] == history["run_id"].iloc[0]]
     st.subheader("Latest load")
-    st.caption(f"Loaded {latest['loaded_at'].iloc[0]:%d %b %Y %H:%M} from {latest['source_dir'].iloc[0]}. "
+    st.caption(f"Loaded {latest['loaded_at'].iloc[0]:%d %b %Y %H:%M} from {md(latest['source_dir'].iloc[0])}. "
                "Every row read is either loaded or rejected with a reason (rows read = loaded + rejected).")
     st.dataframe(
         latest[["table_name", "rows_read", "rows_loaded", "rows_rejected", "ignored_columns"]],
@@ -96,12 +97,12 @@ def audit_log(limit: int = 500) -> None:
     st.subheader("Audit log")
     path = exports.audit_path()
     if not path.is_file():
-        st.info(f"Nothing has been recorded yet ({path}).", icon=":material/info:")
+        st.info(f"Nothing has been recorded yet ({md(path)}).", icon=":material/info:")
         return
     with path.open(encoding="utf-8") as f:   # the last lines only, without holding the whole log
         lines = collections.deque((line for line in f if line.strip()), maxlen=limit)
     entries = pd.DataFrame([json.loads(line) for line in lines])
     entries["filters"] = entries["filters"].map(lambda d: json.dumps(d, default=str) if isinstance(d, dict) else "")
     columns = [c for c in ("at", "event", "user", "role", "what", "filters") if c in entries]
-    st.caption(f"The last {len(entries):,} entries of {path}, newest first.")
+    st.caption(f"The last {len(entries):,} entries of {md(path)}, newest first.")
     st.dataframe(entries[columns].iloc[::-1], hide_index=True, width="stretch")

@@ -10,6 +10,7 @@ import streamlit as st
 
 import queries
 from analysis import dose, measures, stats
+from analysis.display import md
 from dashboard import filters, viewer
 
 
@@ -58,7 +59,7 @@ def render() -> None:
 
     st.subheader("Parameters in force" if f else "Parameters in force (defaults)")
     if f:
-        st.caption(f"Period {f.period}; {f.scope}; high-dose thresholds {f.low_mme:g} and {f.high_mme:g} MME a day "
+        st.caption(f"Period {f.period}; {md(f.scope)}; high-dose thresholds {f.low_mme:g} and {f.high_mme:g} MME a day "
                    "(as chosen in the sidebar).")
     st.dataframe(pd.concat([_parameters(f.dose() if f else dose.DoseParams(), "dose"),
                             _parameters(dose.LtotParams(), "long-term"),

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, exports, measures, report, stats
+from analysis.display import md
 from dashboard import data, downloads, filters, pages, viewer
 
 
@@ -83,7 +84,7 @@ def render() -> None:
         return
     head, button = st.columns([4, 1], vertical_alignment="center")
     head.caption(f"How consistently clinicians prescribe opioids for persistent pain, and how fast they taper: "
-                 f"{f.period}, {f.scope}.")
+                 f"{f.period}, {md(f.scope)}.")
     with button:
         downloads.document("Report pack (PDF)", lambda: report_pdf(f), f"report_pack_{f.start}_{f.end}.pdf", f,
                            "One document for a quality committee: the rules in force, these figures, every "

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, exports, feedback, measures
+from analysis.display import md
 from dashboard import data, downloads, filters, viewer
 from dashboard.views import tapers as taper_view
 
@@ -78,7 +79,7 @@ def render() -> None:
         st.error(str(e), icon=":material/error:")
         return
     st.markdown(
-        f"#### {name}: your prescribing beside your peers, {f.period}\n"
+        f"#### {md(name)}: your prescribing beside your peers, {f.period}\n"
         "These figures are for reflection and conversation, not judgement. Your patients are yours: some need "
         "more, some less, and a figure here cannot know why. Each figure is an estimate that allows for chance "
         "(a 'shrunken' value: with few patients it stays near the group's), so a handful of patients cannot make "
@@ -88,7 +89,7 @@ def render() -> None:
                        "A one-page letter for this clinician: their figures beside anonymous peers, a top-performer "
                        "benchmark and their tapers against the guideline pace. Takes a few seconds.")
     if rows.empty:
-        st.info(f"{name} has no patients counted in these measures {f.span}. Try a longer period.",
+        st.info(f"{md(name)} has no patients counted in these measures {f.span}. Try a longer period.",
                 icon=":material/info:")
     else:
         table = pd.DataFrame({
@@ -116,7 +117,7 @@ def render() -> None:
     own = tapers[tapers["clinician_id"] == clinician_id]
     st.subheader("Your tapers")
     if own.empty:
-        st.info(f"No tapers or discontinuations attributed to {name} started {f.span}.",
+        st.info(f"No tapers or discontinuations attributed to {md(name)} started {f.span}.",
                 icon=":material/info:")
         return
     gradual = (own["max_monthly_reduction_pct"] <= f.gradual_max_pct).sum()

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, exports, tapering
+from analysis.display import md
 from dashboard import data, downloads, filters, pages, viewer
 
 RAPID_MEASURES = ("taper_rapid", "abrupt_discontinuation")
@@ -42,7 +43,7 @@ def render() -> None:
         return
     if tapers.empty:
         st.info(f"No tapers or discontinuations from a baseline of {params.baseline_min_mme:g} MME a day or more "
-                f"started {f.span} ({f.scope}). Try a longer period or more clinics.",
+                f"started {f.span} ({md(f.scope)}). Try a longer period or more clinics.",
                 icon=":material/info:")
         return
 

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, exports, measures, stats
+from analysis.display import md
 from dashboard import data, downloads, filters, viewer
 
 
@@ -44,7 +45,7 @@ def render() -> None:
         st.error(str(e), icon=":material/error:")
         return
     if result is None:
-        st.info(f"No patients count towards this measure {f.span} ({f.scope}). "
+        st.info(f"No patients count towards this measure {f.span} ({md(f.scope)}). "
                 "Try a longer period, more clinics or another measure.", icon=":material/info:")
         return
     units = f.labelled(result.units, measure)
@@ -82,7 +83,7 @@ def render() -> None:
     downloads.show(funnel, f"{measure.id}_funnel", f, context, csv)
     hidden = len(units) - len(shown)
     st.caption(f"Limits: {result.limits} (φ {result.phi:.2f}, τ² {result.tau2:.3g}) around the pooled value of "
-               f"the {unit_word} selected ({f.scope}). {unit_word.capitalize()} with fewer than "
+               f"the {unit_word} selected ({md(f.scope)}). {unit_word.capitalize()} with fewer than "
                f"{stats.MIN_DENOMINATOR} patients are never flagged"
                + (f"; {hidden:,} with fewer than {f.min_patients} patients are counted but not drawn" if hidden else "")
                + f". Numerator: {measure.numerator}. Denominator: {measure.denominator}. "
