@@ -52,6 +52,21 @@ def csv_text(header: list[str], rows: list[list[str]], newline: str = "\n") -> s
     return out.getvalue()
 
 
+def refusal(engine, tmp_path, clinics_csv: bytes) -> str:
+    """Load a good data set, then one whose clinics.csv is `clinics_csv` with --replace: the refusal's
+    message, after checking it is one line and the database is exactly as the first load left it."""
+    load(engine, write_dataset(tmp_path / "first"), tmp_path)
+    before = snapshot(engine)
+    folder = write_dataset(tmp_path / "d")
+    (folder / "clinics.csv").write_bytes(clinics_csv)
+    with pytest.raises(ingest.LoadError) as err:
+        load(engine, folder, tmp_path, replace=True)
+    assert snapshot(engine) == before
+    message = str(err.value)
+    assert "\n" not in message and "\r" not in message and len(message) < 600
+    return message
+
+
 @pytest.fixture
 def secret_file(tmp_path):
     path = tmp_path / "secret.txt"
@@ -135,16 +150,8 @@ def test_the_red_teams_header_loads_the_clinics_and_reads_no_file(engine, tmp_pa
 
 @pytest.mark.parametrize("name", header_payloads(*(["/tmp/rxdash-no-such-file"] * 2)))
 def test_a_payload_in_place_of_a_required_column_is_one_plain_refusal(engine, tmp_path, name, secret_file):
-    load(engine, write_dataset(tmp_path / "first"), tmp_path)
-    before = snapshot(engine)
-    folder = write_dataset(tmp_path / "d")
-    (folder / "clinics.csv").write_text(csv_text(["clinic_id", name], [["C1", "North"]]), encoding="utf-8")
-    with pytest.raises(ingest.LoadError) as err:
-        load(engine, folder, tmp_path, replace=True)
-    message = str(err.value)
+    message = refusal(engine, tmp_path, csv_text(["clinic_id", name], [["C1", "North"]]).encode())
     assert message.startswith("clinics.csv: missing required column clinic_name (header has: clinic_id, ")
-    assert "\n" not in message and "\r" not in message
-    assert snapshot(engine) == before
 
 
 def test_shown_name_keeps_control_characters_and_floods_out_of_messages():
@@ -186,15 +193,7 @@ def test_a_header_over_one_megabyte_loads_every_row(engine, tmp_path):
     (b"\n\n\n", "clinics.csv: the file is empty"),
 ])
 def test_a_header_that_cannot_be_read_is_one_plain_refusal(engine, tmp_path, content, message):
-    load(engine, write_dataset(tmp_path / "first"), tmp_path)
-    before = snapshot(engine)
-    folder = write_dataset(tmp_path / "d")
-    (folder / "clinics.csv").write_bytes(content)
-    with pytest.raises(ingest.LoadError) as err:
-        load(engine, folder, tmp_path, replace=True)
-    assert str(err.value).startswith(message)
-    assert len(str(err.value)) < 600 and "\n" not in str(err.value)
-    assert snapshot(engine) == before
+    assert refusal(engine, tmp_path, content).startswith(message)
 
 
 # --- 3. Line ends and line numbers ------------------------------------------------------------------
@@ -223,14 +222,8 @@ def test_every_line_end_loads_and_rejects_name_the_physical_line(engine, tmp_pat
 
 
 def test_a_carriage_return_outside_quotes_is_a_refusal_naming_its_line(engine, tmp_path):
-    load(engine, write_dataset(tmp_path / "first"), tmp_path)
-    before = snapshot(engine)
-    folder = write_dataset(tmp_path / "d")
-    (folder / "clinics.csv").write_bytes(b"clinic_id,clinic_name\nC1,North\nC2,So\ruth\n")
-    with pytest.raises(ingest.LoadError) as err:
-        load(engine, folder, tmp_path, replace=True)
-    assert str(err.value).startswith("clinics.csv: line 3 holds a carriage return (CR) outside quotes")
-    assert snapshot(engine) == before
+    message = refusal(engine, tmp_path, b"clinic_id,clinic_name\nC1,North\nC2,So\ruth\n")
+    assert message.startswith("clinics.csv: line 3 holds a carriage return (CR) outside quotes")
 
 
 def test_line_breaks_in_a_quoted_header_name_shift_every_line(engine, tmp_path):

@@ -18,6 +18,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+# secrets.toml's sign-in block for a server signing in through a local OIDC provider (oidc-provider-mock);
+# a test adds its own [rxdash.roles] below it.
+AUTH_SECRETS = """
+[auth]
+redirect_uri = "http://localhost:{port}/oauth2callback"
+cookie_secret = "{cookie}"
+client_id = "rxdash-test"
+client_secret = "rxdash-test-secret"
+server_metadata_url = "http://localhost:{oidc_port}/.well-known/openid-configuration"
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlparse
 import pytest
 
 from analysis import privacy
-from tests.browser.conftest import _free_port, screenshot, server_env, start_server, stop_server
+from tests.browser.conftest import AUTH_SECRETS, _free_port, screenshot, server_env, start_server, stop_server
 from tests.browser.test_pages import no_exception, wait_for_app
 from tests.test_hostile_names import (HOSTILE_IDS, assert_no_formula_cells, clinician_name, load_hostile, payloads,
                                       specialty)
@@ -29,14 +29,7 @@ from tests.test_hostile_names import (HOSTILE_IDS, assert_no_formula_cells, clin
 pytestmark = pytest.mark.browser
 
 LEADER = "lead@example.org"
-SECRETS = """
-[auth]
-redirect_uri = "http://localhost:{port}/oauth2callback"
-cookie_secret = "{cookie}"
-client_id = "rxdash-test"
-client_secret = "rxdash-test-secret"
-server_metadata_url = "http://localhost:{oidc_port}/.well-known/openid-configuration"
-
+SECRETS = AUTH_SECRETS + """
 [rxdash.roles]
 leader = ["{leader}"]
 admin = ["{leader}"]

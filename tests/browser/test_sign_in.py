@@ -7,19 +7,12 @@ import secrets
 
 import pytest
 
-from tests.browser.conftest import _free_port, screenshot, server_env, start_server, stop_server
+from tests.browser.conftest import AUTH_SECRETS, _free_port, screenshot, server_env, start_server, stop_server
 from tests.browser.test_pages import no_exception, wait_for_app
 
 pytestmark = pytest.mark.browser
 
-SECRETS = """
-[auth]
-redirect_uri = "http://localhost:{port}/oauth2callback"
-cookie_secret = "{cookie}"
-client_id = "rxdash-test"
-client_secret = "rxdash-test-secret"
-server_metadata_url = "http://localhost:{oidc_port}/.well-known/openid-configuration"
-
+SECRETS = AUTH_SECRETS + """
 [rxdash.roles]
 committee = ["group:quality"]
 clinician = ["jordan.novak@example.org"]
