@@ -58,6 +58,44 @@ def monthly_fills_chart(monthly: pd.DataFrame, period: str) -> go.Figure:
     return fig
 
 
+SHADE = {"provisional": "rgba(230, 159, 0, 0.16)", "not measurable yet": "rgba(82, 96, 109, 0.16)",
+         "too short": "rgba(82, 96, 109, 0.16)"}
+
+
+def shade_incomplete(fig: go.Figure, spans: list[tuple[object, object, str]], why: str = "") -> go.Figure:
+    """Shade the stretches of the x axis whose measurement is incomplete: spans of (x0, x1, state) with the
+    states of analysis.coverage ("provisional", "not measurable yet"); each state gets a legend entry (a
+    square of its colour) and `why` (plain text) is written under the plot."""
+    shown = set()
+    for x0, x1, state in spans:
+        fig.add_vrect(x0=x0, x1=x1, fillcolor=SHADE.get(state, SHADE["provisional"]), line_width=0, layer="below")
+        shown.add(state)
+    for state in sorted(shown):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=plotly_text(f"Shaded: {state}"),
+                                 marker=dict(symbol="square", size=14, color=SHADE.get(state)),
+                                 hoverinfo="skip"))
+    if why and shown:
+        fig.add_annotation(text=plotly_text(why), xref="paper", yref="paper", x=0, y=-0.5, showarrow=False,
+                           xanchor="left", align="left", font=dict(size=12, color="#52606d"))
+        fig.update_layout(margin=dict(b=150))
+    return fig
+
+
+def monthly_tapers_chart(monthly: pd.DataFrame, period: str) -> go.Figure:
+    """Tapers and discontinuations by month of start (bars) from `month`, `tapers` columns."""
+    fig = go.Figure(
+        go.Bar(x=monthly["month"], y=monthly["tapers"], marker_color=PALETTE[0], name="Tapers and discontinuations",
+               hovertemplate="%{x|%b %Y}: %{y:,} tapers<extra></extra>")
+    )
+    fig.update_layout(template="rxdash", title=plotly_text(f"Tapers and discontinuations, by month of start ({period})"),
+                      xaxis_title="Month the taper started", yaxis_title="Tapers (count)",
+                      xaxis=dict(dtick="M1", tickformat="%b %Y"), yaxis=dict(rangemode="tozero"))
+    # Counts: whole-number ticks (a step of 1 when few, so no "0.2 tapers"; 0 to 1 when there are none).
+    top = float(monthly["tapers"].max()) if len(monthly) else 0.0
+    fig.update_yaxes(tickformat=",d", dtick=1 if top <= 8 else None, range=[0, 1] if top == 0 else None)
+    return fig
+
+
 def rejects_chart(reasons: pd.DataFrame) -> go.Figure:
     """Rows rejected by the latest load, by reason, from `table_name`, `reason_code`, `n_rows`."""
     labels = (reasons["table_name"] + ": " + reasons["reason_code"].str.replace("_", " ")).map(plotly_text)
@@ -92,7 +130,8 @@ def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_lab
 
     units: unit_id, denominator, value, shrunk_value, flag (as analysis.stats funnels return them);
     lines: n and the four limit columns (analysis.stats.funnel_lines). Units outside the 99.8% limits are
-    drawn in a distinct colour and shape; no red/green verdict, and none at all for neutral measures.
+    drawn in a distinct colour and shape, units too few to judge as hollow grey circles with their own legend
+    entry; no red/green verdict, and none at all for neutral measures.
     """
     fmt = ".1%" if percent else ".1f"
     fig = go.Figure()
@@ -104,15 +143,21 @@ def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_lab
     fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled",
                   annotation_position="top left")
     outside = units["flag"].isin(["high", "low"])
-    styles = ((~outside, "Within limits", PALETTE[0], "circle"),
+    too_few = units["flag"] == "too_few"
+    # Too few to judge: hollow markers, their own legend entry (they are not "within" anything).
+    styles = ((~outside & ~too_few, "Within limits", PALETTE[0], "circle", "white"),
               (outside, "Outside 99.8% limits" if direction != "neutral" else "Outside 99.8% limits (no verdict)",
-               PALETTE[1], "diamond"))
-    for mask, name, colour, symbol in styles:
+               PALETTE[1], "diamond", "white"),
+              (too_few, "Too few to judge", "rgba(0,0,0,0)", "circle-open", "#7b8794"))
+    for mask, name, colour, symbol, edge in styles:
+        if name == "Too few to judge" and not mask.any():
+            continue
         part = _merge_identical(units[mask]) if len(units) > MERGE_ABOVE else units[mask].assign(count=1)
         fig.add_trace(go.Scatter(
             x=part["denominator"], y=part["value"], mode="markers", name=name,
-            marker=dict(color=colour, symbol=symbol, size=(8 + 2 * np.sqrt(part["count"])).clip(upper=24),
-                        line=dict(color="white", width=1)),
+            marker=dict(color=edge if symbol.endswith("open") else colour, symbol=symbol,
+                        size=(8 + 2 * np.sqrt(part["count"])).clip(upper=24),
+                        line=dict(color=edge, width=1.5 if symbol.endswith("open") else 1)),
             customdata=_hover(part, _label(part), "shrunk_value"),
             hovertemplate=(f"%{{customdata[0]}}<br>n = %{{x}}<br>value %{{y:{fmt}}}"
                            f"<br>shrunken %{{customdata[1]:{fmt}}}<extra></extra>")))

@@ -87,12 +87,20 @@ def has_schema(conn: sa.Connection) -> bool:
 
 
 DERIVED_TABLES = ("daily_dose_segments", "stored_tapers", "stored_ltot_episodes")
+# Columns added after the first release: a database loaded before them must be loaded again.
+LATER_COLUMNS = {"prescriptions": "form_group", "daily_dose_segments": "dose_known"}
 
 
 def is_current(conn: sa.Connection) -> bool:
-    """True when every table a load derives exists (a database loaded by an older version lacks some)."""
+    """True when every table a load derives exists, with the columns this version reads (a database loaded
+    by an older version lacks some)."""
     inspector = sa.inspect(conn)
-    return all(inspector.has_table(t) for t in ("prescriptions", *DERIVED_TABLES))
+    if not all(inspector.has_table(t) for t in ("prescriptions", *DERIVED_TABLES)):
+        return False
+    # An empty select names the columns on every dialect (duckdb_engine's inspector cannot list them);
+    # the table names are this module's constants, never data.
+    return all(column in conn.exec_driver_sql(f"select * from {table} where 1 = 0").keys()
+               for table, column in LATER_COLUMNS.items())
 
 
 def read_frame(conn: sa.Connection, name: str, params: dict[str, object] | None = None):

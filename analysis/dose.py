@@ -26,7 +26,9 @@ class DoseParams:
     def sql(self) -> dict[str, object]:
         if self.factor_set not in FACTOR_SETS:
             raise ValueError(f"unknown factor set {self.factor_set!r}; choose one of: {', '.join(FACTOR_SETS)}")
-        return {"factor_set": self.factor_set, "exclude": self.exclude}
+        # dose_unknown: the dose-based measures return their patients (false) or, when true, the patients
+        # they leave out because a prescription in supply has no MME factor in the set (README, dose engine).
+        return {"factor_set": self.factor_set, "exclude": self.exclude, "dose_unknown": False}
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,13 @@ class LtotParams:
     min_days: int = 90      # an episode must last more than this
     min_fills: int = 10
     min_supply: int = 120   # days' supply
+
+    @property
+    def judged_days(self) -> int:
+        """Days of data an episode needs before it can be called long-term or not: more than `min_days`
+        long and, with no overlapping fills, `min_supply` days' supply take at least this many days. Days
+        needed before and after each day a long-term figure measures (analysis.coverage)."""
+        return max(self.min_days + 1, self.min_supply)
 
     def sql(self) -> dict[str, object]:
         return {"ltot_gap_days": self.gap_days, "ltot_min_days": self.min_days,
@@ -57,6 +66,17 @@ class TaperParams:
     abrupt_fraction: float = 0.5      # last 30 days' dose >= 50% of baseline: abrupt
     gradual_max_pct: float = 10.0     # <= 10% of baseline a month: gradual (CDC 2022)
     rapid_min_pct: float = 40.0       # > 40% a month (about 10% a week): rapid
+
+    @property
+    def days_before(self) -> int:
+        """Days of data a taper start needs before it: the baseline (analysis.coverage)."""
+        return self.baseline_days
+
+    @property
+    def days_after(self) -> int:
+        """Days of data a taper start needs from it on: the follow-up in which the 60-day windows, the
+        speed and the 60 days without supply are measured (30 x followup_months; analysis.coverage)."""
+        return 30 * self.followup_months
 
     def sql(self, data_start: dt.date, data_end: dt.date) -> dict[str, object]:
         p = asdict(self)

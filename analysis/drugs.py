@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from analysis import vocabulary
+from analysis.vocabulary import UNITS, normalise_strength  # noqa: F401 - the one home of units and forms
+
 # Class priority when a combination product names several ingredients: the opioid decides the
 # measure (e.g. "Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet" is oxycodone 5 mg).
 CLASS_PRIORITY = ("opioid_analgesic", "buprenorphine", "benzodiazepine", "naloxone")
@@ -21,16 +24,14 @@ SALT_WORDS = frozenset(
     napsylate bromide maleate polistirex anhydrous besylate succinate fumarate""".split()
 )
 
-UNITS = ("MG/ML", "MCG/ML", "MG/HR", "MCG/HR", "MG/ACTUAT", "MCG/ACTUAT", "MG", "MCG")
-_UNIT_RE = "|".join(re.escape(u) for u in UNITS)
 _COMPONENT = re.compile(
-    rf"^(?P<name>[A-Za-z][A-Za-z ,'\-]*?)\s+(?P<num>\d+(?:\.\d+)?|\.\d+)\s*(?P<unit>{_UNIT_RE})\b\s*(?P<rest>.*)$",
+    rf"^(?P<name>[A-Za-z][A-Za-z ,'\-]*?)\s+(?P<num>\d+(?:\.\d+)?|\.\d+)\s*(?P<unit>{vocabulary.UNIT_PATTERN})"
+    r"(?![A-Za-z])\s*(?P<rest>.*)$",
     re.IGNORECASE,
 )
-_DURATION = re.compile(r"\b(\d+)\s*HR\b", re.IGNORECASE)
+# "72 HR" as a word of its own is a duration; "MCG/1HR" is a unit (a "/" before the number).
+_DURATION = re.compile(r"(?<![/\w])(\d+)\s*HR\b", re.IGNORECASE)
 _BRAND = re.compile(r"\[[^\]]*\]")
-# Dose forms that release over hours or days are long-acting (CDC 2022 ER/LA definition).
-_LONG_ACTING_FORM = re.compile(r"extended release|transdermal|\ber\b|\bxr\b|\bsr\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Drug:
     drug_class: str | None = None
     parsed: bool = False
     error: str | None = None
+    form_group: str = "other"   # analysis.vocabulary.form_group: which MME factor row the form takes
 
 
 @lru_cache(maxsize=1)
@@ -72,14 +74,6 @@ def _parse_component(text: str) -> tuple[str, float, str, str] | None:
     if not m:
         return None
     return m["name"].strip(), float(m["num"]), m["unit"].upper(), m["rest"].strip()
-
-
-def normalise_strength(strength: float, unit: str) -> tuple[float, str]:
-    """Patches in MG/HR become MCG/HR, the unit the MME factors use (0.025 MG/HR = 25 MCG/HR)."""
-    unit = unit.upper().replace(" ", "")
-    if unit == "MG/HR":
-        return round(strength * 1000, 6), "MCG/HR"
-    return strength, unit
 
 
 def parse_drug_name(drug_name: str) -> Drug:
@@ -112,8 +106,9 @@ def parse_drug_name(drug_name: str) -> Drug:
     ingredient = normalise_ingredient(name)
     strength, unit = normalise_strength(strength, unit)
     drug_class, always_la = known.get(ingredient, (None, False))
-    long_acting = bool(durations) or bool(_LONG_ACTING_FORM.search(form)) or always_la
-    return Drug(ingredient, strength, unit, form, long_acting, drug_class, parsed=True)
+    long_acting = bool(durations) or vocabulary.long_acting_form(form, unit) or always_la
+    return Drug(ingredient, strength, unit, form, long_acting, drug_class, parsed=True,
+                form_group=vocabulary.form_group(form, unit))
 
 
 _BOOL = {"true": True, "1": True, "t": True, "yes": True, "y": True,
@@ -155,6 +150,7 @@ def resolve_drug(drug_name: str, ingredient: str, strength: str, strength_unit: 
     if la_text:
         la = _BOOL[la_text]
     else:
-        la = always_la or bool(form and _LONG_ACTING_FORM.search(form)) or bool(
+        la = always_la or vocabulary.long_acting_form(form, unit) or bool(
             parsed and not parsed.error and parsed.long_acting)
-    return Drug(ing, value, unit, form, la, drug_class, parsed=parsed is not None and not parsed.error)
+    return Drug(ing, value, unit, form, la, drug_class, parsed=parsed is not None and not parsed.error,
+                form_group=vocabulary.form_group(form, unit))

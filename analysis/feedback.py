@@ -10,6 +10,7 @@ clinician with few patients cannot set the bar. It exists only where the measure
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import zipfile
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import db, exports, measures, stats, summary
+from analysis import db, exports, measures, report, stats, summary
 from analysis.display import file_part, html_text
 
 ABC_SHARE = 0.10   # the best performers must hold at least this share of the patients (Kiefe 1998)
@@ -41,37 +42,52 @@ def benchmark(units: pd.DataFrame, direction: str, share: float = ABC_SHARE) -> 
     return float(best["numerator"].sum() / best["denominator"].sum())
 
 
+PEER_RULE = f"peers are the other clinicians in the selection with at least {stats.MIN_DENOMINATOR} cases in the measure"
+
+
+def peer_group(units: pd.DataFrame, clinician_id: str) -> pd.DataFrame:
+    """The one definition of a clinician's peers in a measure, used by the profile page and the letter: the
+    other units of the comparison (the selected clinics and specialties) with at least stats.MIN_DENOMINATOR
+    cases, i.e. clinicians who are judged, not "too few". units: a compared measure's units (stats.Funnel)."""
+    return units[(units["unit_id"] != clinician_id) & (units["denominator"] >= stats.MIN_DENOMINATOR)]
+
+
 def position(row: pd.Series) -> str:
     """Where a clinician stands, in plain words that pass no verdict the data cannot carry."""
-    if row["flag"] == "small":
-        return "too few patients to say"
+    if row["flag"] in ("too_few", "small"):
+        return "too few patients to judge"
     if row["flag"] in ("high", "low"):
         side = "above" if row["flag"] == "high" else "below"
         return f"{side} the range chance alone would explain"
     return "within the range chance alone would explain"
 
 
-def peer_row(result: stats.Funnel, m: measures.Measure, clinician_id: str, min_patients: int = 1,
-             best: float | None = None) -> dict | None:
-    """One measure for one clinician: own figures, peers' shrunken values (peers with at least
-    `min_patients` patients), their median, the share of peers lower, the benchmark (`best`, computed
-    when not given) and the position. None when the clinician has no patients in the measure or no peers."""
+def peer_row(result: stats.Funnel, m: measures.Measure, clinician_id: str, best: float | None = None) -> dict | None:
+    """One measure for one clinician: own figures, the peers' shrunken values (peer_group), their median, the
+    share of peers lower, the benchmark (`best`, computed when not given) and the position. None when the
+    clinician has no patients in the measure. With no peer who can be judged, the median is NaN and the
+    position says so."""
     units = result.units
     own = units[units["unit_id"] == clinician_id]
-    peers = units[(units["unit_id"] != clinician_id) & (units["denominator"] >= min_patients)]
-    if own.empty or peers.empty:
+    if own.empty:
         return None
+    peers = peer_group(units, clinician_id)
     r = own.iloc[0]
     values = peers["shrunk_value"].dropna()
+    if values.empty:
+        nobody = int((units["denominator"] >= stats.MIN_DENOMINATOR).sum()) == 0
+        where = (report.too_few_sentence(m).replace("No", "no", 1) if nobody else
+                 f"no peer has the {stats.MIN_DENOMINATOR} {report.case_word(m)} needed to compare with")
     return {
         "measure_id": m.id, "measure": m.title, "percent": m.kind == "proportion", "direction": m.direction,
         "patients": int(r["denominator"]), "value": float(r["value"]), "own": float(r["shrunk_value"]),
         "own_lower": float(r["shrunk_lower"]), "own_upper": float(r["shrunk_upper"]),
-        "median": float(values.median()), "peers": values.tolist(), "n_peers": len(values),
-        "percentile": float((values < r["shrunk_value"]).mean() * 100),
+        "median": float(values.median()) if len(values) else float("nan"), "peers": values.tolist(),
+        "n_peers": len(values),
+        "percentile": float((values < r["shrunk_value"]).mean() * 100) if len(values) else float("nan"),
         "benchmark": best if best is not None else
         benchmark(units, m.direction) if m.kind == "proportion" else float("nan"),
-        "position": position(r),
+        "position": position(r) if len(values) else where,
     }
 
 
@@ -101,6 +117,8 @@ class Letter:
     name: str
     rows: pd.DataFrame       # one row per measure (peer_row)
     tapers: TaperSummary
+    unmeasured: dict[str, str] = dataclasses.field(default_factory=dict)   # Peers.unmeasured
+    provisional: dict[str, object] = dataclasses.field(default_factory=dict)  # Peers.provisional
 
 
 @dataclass(frozen=True)
@@ -111,6 +129,9 @@ class Peers:
     tapers: pd.DataFrame
     names: dict[str, str]
     scope: str
+    # Measures the period cannot give a figure for, or only a provisional one (analysis.coverage), with why.
+    unmeasured: dict[str, str] = dataclasses.field(default_factory=dict)
+    provisional: dict[str, object] = dataclasses.field(default_factory=dict)   # id -> coverage.Measurability
 
     def benchmarks(self) -> dict[str, float]:
         """Each measure's benchmark, the same in every letter."""
@@ -124,10 +145,16 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
     directory = db.read_frame(conn, "clinician_directory")
     allowed = summary.chosen_clinicians(directory, clinics)
     keep = lambda rows: summary.keep(rows, allowed)  # noqa: E731
-    results = {}
+    results, unmeasured, provisional = {}, {}, {}
     for m in measures.configured(s.low_mme, s.high_mme):
         if m.unit != "clinician":
             continue
+        state = summary.measurability(m, s, s.start, s.end, bounds)
+        if not state.has_figure:     # not measurable yet, or the period is too short: no figure at all
+            unmeasured[m.title] = f"{state.word}: {state.reason()}"
+            continue
+        if not state.complete:
+            provisional[m.id] = state
         units = measures.unit_rows(keep(db.read_frame(conn, m.query, summary.measure_params(m, s, s.start, s.end,
                                                                                           bounds))), m)
         if len(units) >= 2:
@@ -135,18 +162,22 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
     tapers = keep(summary.period_tapers(conn, s, bounds))
     names = db.read_frame(conn, "clinician_names")
     clinic_names = dict(zip(directory["clinic_id"], directory["clinic_name"]))
+    taper_state = summary.measurability(measures.BY_ID["taper_rapid"], s, s.start, s.end, bounds)
+    if not taper_state.complete:
+        provisional["tapers"] = taper_state
     return Peers(results, tapers, dict(zip(names["clinician_id"], names["clinician_name"])),
-                 ", ".join(clinic_names[c] for c in clinics) or "all clinics")
+                 ", ".join(clinic_names[c] for c in clinics) or "all clinics", unmeasured, provisional)
 
 
 def letter(peers: Peers, clinician_id: str, min_cell: int, benchmarks: dict[str, float] | None = None) -> Letter:
-    """One clinician's letter, addressed by `peers.names`; peers are those with at least `min_cell`
-    patients in a measure. `benchmarks` (Peers.benchmarks) saves recomputing them letter by letter."""
+    """One clinician's letter, addressed by `peers.names`; peers as peer_group defines them (the same as on the
+    profile page), whatever `min_cell` (which only suppresses small counts). `benchmarks` (Peers.benchmarks) saves recomputing them letter by letter."""
     best = benchmarks or peers.benchmarks()
     rows = [row for m, result in peers.results.values()
-            if (row := peer_row(result, m, clinician_id, max(min_cell, 1), best[m.id])) is not None]
+            if (row := peer_row(result, m, clinician_id, best[m.id])) is not None]
     name = peers.names.get(clinician_id) or clinician_id
-    return Letter(clinician_id, name, pd.DataFrame(rows), taper_summary(peers.tapers, clinician_id))
+    return Letter(clinician_id, name, pd.DataFrame(rows), taper_summary(peers.tapers, clinician_id),
+                  peers.unmeasured, peers.provisional)
 
 
 def clinicians_with_patients(peers: Peers) -> list[str]:
@@ -259,8 +290,10 @@ def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
             own = "too few to compare" if small else f"<b>{fmt(r.own)}</b><br><span class='small muted'>{fmt(r.own_lower)} to {fmt(r.own_upper)}</span>"
             best = fmt(r.benchmark) if r.benchmark == r.benchmark else "<span class='muted'>no better direction</span>"
             words = "fewer patients than can be shown" if small else html_text(r.position)
-            svg = strip_svg(r.peers, float("nan") if small else r.own, r.median, r.benchmark, r.percent)
-            cells.append(f"<tr><td>{html_text(r.measure)}</td><td>{_count(r.patients, min_cell, 'patients')}</td>"
+            svg = strip_svg(r.peers, float("nan") if small else r.own, r.median, r.benchmark, r.percent) \
+                if r.n_peers else ""
+            mark = " †" if r.measure_id in l.provisional else ""     # provisional: the note under the table
+            cells.append(f"<tr><td>{html_text(r.measure)}{mark}</td><td>{_count(r.patients, min_cell, 'patients')}</td>"
                          f"<td>{own}</td><td>{fmt(r.median)}</td><td>{best}</td><td>{svg}</td><td>{words}</td></tr>")
         body = ("<h2>Your figures</h2><table><tr><th>Measure</th><th>Your patients</th><th>Your figure (95% "
                 "interval)</th><th>Peer median</th><th>Top performers</th><th>You among peers</th><th>Compared with "
@@ -269,13 +302,22 @@ def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
                 f"</b> a peer</span><span><b style='color:{ORANGE}'>▮</b> peer median</span><span><b style='color:"
                 f"{GREEN}'>○</b> top performers</span><span>with more than {MAX_TICKS} peers, a box: the middle half of "
                 "peers, whiskers from the 10th to the 90th centile</span></p>")
-    tapers = "<h2>Your tapers</h2>" + _taper_text(l.tapers, s, min_cell)
+    # One small line for what the data's start and end leave out (analysis.coverage), so the page stays one page.
+    edges = [f"<b>{html_text(title)}</b>: {html_text(why)}." for title, why in l.unmeasured.items()]
+    if l.provisional:
+        spans = sorted({(x.first, x.last) for x in l.provisional.values()})
+        edges.append("<b>† provisional</b>: near the data's start or end, only "
+                     + " or ".join(f"{a:%d %b %Y} to {b:%d %b %Y}" for a, b in spans) + " can be measured yet.")
+    if edges:   # inside the legend's paragraph when there is one: a new paragraph would push onto a second page
+        note = " ".join(edges)     # plain text, not a span: the legend's spans do not wrap
+        body = body[:-4] + note + "</p>" if body.endswith("</p>") else body + f"<p class='small muted'>{note}</p>"
+    tapers = ("<h2>Your tapers" + (" † <span class='small muted'>provisional</span>" if "tapers" in l.provisional
+                                    else "") + "</h2>" + _taper_text(l.tapers, s, min_cell))
     notes = ("<h2>How to read this page</h2><p class='small muted'>Lower is not always better: the average dose, for "
              "one, carries no verdict, and a figure outside the range chance would explain is a question worth a "
              "conversation, not an answer. <b>Top performers</b>: the achievable benchmark of care, the pooled figure "
              "of the best-placed colleagues who together hold at least 10% of the patients (Kiefe 2001), shown only "
-             "where the measure has a better direction. Peers are clinicians with at least "
-             f"{max(min_cell, 1)} patients in a measure. "
+             f"where the measure has a better direction. {PEER_RULE[0].upper() + PEER_RULE[1:]}. "
              + html_text(" ".join(summary.parameter_lines(s)))
              + (f" Counts from 1 to {min_cell - 1} are not shown." if min_cell > 1 else
                 " Small counts are shown (internal use).")

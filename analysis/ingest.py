@@ -89,7 +89,7 @@ LOADED_COLUMNS: dict[str, tuple[str, ...]] = {
                  "opioid_use_disorder"),
     "prescriptions": ("rx_id", "patient_id", "clinician_id", "fill_date", "drug_name", "ingredient",
                       "strength", "strength_unit", "dose_form", "quantity", "days_supply", "long_acting",
-                      "drug_class", "drug_parsed", "ndc", "rxcui", "pharmacy_id"),
+                      "drug_class", "drug_parsed", "ndc", "rxcui", "pharmacy_id", "form_group"),
     "events": ("patient_id", "event_date", "event_type"),
 }
 
@@ -437,14 +437,14 @@ def _resolve_drugs(conn: sa.Connection) -> None:
     rows = conn.exec_driver_sql(f"select distinct {key} from stg_prescriptions").fetchall()
     out: dict[str, list] = {f"raw_{c}": [] for c in DRUG_KEY}
     for col in ("ingredient", "strength", "strength_unit", "dose_form", "long_acting", "drug_class",
-                "drug_parsed", "error"):
+                "drug_parsed", "error", "form_group"):
         out[col] = []
     for row in rows:
         drug = resolve_drug(*row)
         for c, v in zip(DRUG_KEY, row):
             out[f"raw_{c}"].append(v)
         for col in ("ingredient", "strength", "strength_unit", "dose_form", "long_acting", "drug_class",
-                    "error"):
+                    "error", "form_group"):
             out[col].append(getattr(drug, col))
         out["drug_parsed"].append(drug.parsed)
     types = {"strength": pa.float64(), "long_acting": pa.bool_(), "drug_parsed": pa.bool_()}
@@ -510,7 +510,7 @@ def rebuild_derived(conn: sa.Connection) -> None:
     conn.exec_driver_sql("delete from stored_ltot_episodes")
     segments_sql = queries.load("build_dose_segments", conn.dialect.name)
     tapers_sql = queries.load("build_tapers", conn.dialect.name)
-    segment_columns = "factor_set, patient_id, seg_start, seg_end, daily_mme, supplied"
+    segment_columns = "factor_set, patient_id, seg_start, seg_end, daily_mme, supplied, dose_known"
     taper_columns = ("factor_set, patient_id, taper_start, baseline_mme, min_window_mme, end_mme, "
                      "max_monthly_reduction_pct, discontinued, stop_day, stop_mme")
     bounds = conn.execute(sa.text(queries.load("data_bounds"))).one()

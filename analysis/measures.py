@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from analysis import dose, stats
+from analysis import coverage, dose, stats
 
 ATTRIBUTION_RULE = ("Each patient belongs, for a period, to the clinician who supplied the most opioid "
                     "analgesic days in it (ties: the latest fill). New starts belong to the prescriber of the "
@@ -41,6 +41,10 @@ class Measure:
     value_unit: str = "share of patients"
     params: dict = field(default_factory=dict)
     threshold: str = ""            # low | high: follows the configurable 50 / 90 MME threshold
+    # Days of data the measure needs around each day it measures (analysis.coverage; days from `needs`):
+    before: str = ""               # "" | lookback (new start) | baseline (taper) | ltot (episode judged)
+    after: str = ""                # "" | followup (taper) | ltot (episode judged)
+    min_period: str = ""           # "" | benzo_overlap: the shortest period the numerator can be met in
     authored_by: str = REVIEW["authored_by"]
     checked_by: str = REVIEW["checked_by"]
     reviewed_on: str = REVIEW["reviewed_on"]
@@ -54,25 +58,26 @@ MEASURES: tuple[Measure, ...] = (
             "50. Differences between colleagues on this share suggest different thresholds in practice.",
             "long-term patients whose average daily MME (on days with supply) in the period is 90 or more",
             "patients on long-term opioid therapy in the period (Von Korff 2008)", "lower",
-            "measure_ltot_dose", params={"threshold_mme": 90}, threshold="high"),
+            "measure_ltot_dose", params={"threshold_mme": 90}, threshold="high", before="ltot", after="ltot"),
     Measure("high_dose_50", "Long-term patients at 50 MME a day or more",
             "50 MME a day is the level at which CDC 2022 asks for a careful reassessment of benefits and risks "
             "and for naloxone to be offered.",
             "long-term patients whose average daily MME in the period is 50 or more",
             "patients on long-term opioid therapy in the period", "lower",
-            "measure_ltot_dose", params={"threshold_mme": 50}, threshold="low"),
+            "measure_ltot_dose", params={"threshold_mme": 50}, threshold="low", before="ltot", after="ltot"),
     Measure("mean_daily_mme", "Average daily dose of long-term patients",
             "The typical dose a clinician's long-term patients take. Neither high nor low is good in itself "
             "(patients differ), so this is shown without a verdict; wide differences between colleagues with "
             "similar patients are worth a conversation.",
             "sum over long-term patients of their average daily MME", "patients on long-term opioid therapy",
-            "neutral", "measure_ltot_dose", kind="mean", value_unit="MME a day", params={"threshold_mme": 90}),
+            "neutral", "measure_ltot_dose", kind="mean", value_unit="MME a day", params={"threshold_mme": 90},
+            before="ltot", after="ltot"),
     Measure("benzo_overlap", "Opioids with benzodiazepines",
             "Taking benzodiazepines with opioids multiplies the risk of fatal overdose; CDC 2022 recommendation 11 "
             "asks clinicians to avoid it where possible (PQA measure COB).",
             "patients with 2 or more benzodiazepine fills and 30 or more days of overlapping supply",
             "patients with 2 or more opioid fills and 15 or more days' supply in the period", "lower",
-            "measure_benzo_overlap"),
+            "measure_benzo_overlap", min_period="benzo_overlap"),
     Measure("naloxone_at_50", "Naloxone for patients at 50 MME a day or more",
             "CDC 2022 recommendation 8: offer naloxone when the overdose risk is higher, including at 50 MME "
             "a day or more.",
@@ -83,29 +88,31 @@ MEASURES: tuple[Measure, ...] = (
             "For acute pain CDC 2022 (recommendation 6) advises no more than needed, often 3 days or fewer and "
             "rarely more than 7; long first prescriptions raise the chance of long-term use.",
             "new starts whose first supply is longer than 7 days",
-            "new starts (no opioid supply in the 90 days before)", "lower", "measure_new_start_over_7d"),
+            "new starts (no opioid supply in the 90 days before)", "lower", "measure_new_start_over_7d",
+            before="lookback"),
     Measure("new_start_long_acting", "New starts on a long-acting opioid",
             "CDC 2022 recommendation 3: start with immediate-release opioids, not extended-release or "
             "long-acting ones (PQA IOP-LA).",
             "new starts whose index fill is extended-release or long-acting", "new starts", "lower",
-            "measure_new_start_long_acting"),
+            "measure_new_start_long_acting", before="lookback"),
     Measure("new_start_to_ltot", "New starts that become long-term",
             "Most long-term use begins as a short course; how often new starts become long-term differs "
             "between prescribers (Von Korff 2008 episode definition).",
             "new starts whose episode becomes long-term opioid therapy", "new starts", "lower",
-            "measure_new_start_to_ltot"),
+            "measure_new_start_to_ltot", before="lookback", after="ltot"),
     Measure("taper_rapid", "Tapers faster than 40% a month",
             "Rapid tapers are followed by more overdoses and mental-health crises (Agnoli 2021); HHS 2019 and "
             "CDC 2022 advise about 10% a month, individually and with the patient.",
             "tapers whose fastest monthly fall exceeds 40% of baseline",
-            "tapers and discontinuations from a baseline of 50 MME a day or more", "lower", "measure_taper_rapid"),
+            "tapers and discontinuations from a baseline of 50 MME a day or more", "lower", "measure_taper_rapid",
+            before="baseline", after="followup"),
     Measure("abrupt_discontinuation", "Abrupt discontinuations",
             "Stopping opioids abruptly at a high dose is associated with overdose and suicide (Agnoli 2021; "
             "Neprash 2021 definition: 60 days without supply while the last 30 days were still at half the "
             "baseline or more).",
             "patients whose opioids stopped abruptly in the period",
             "patients with an eligible baseline (50 MME a day or more) in the period", "lower",
-            "measure_abrupt_discontinuation"),
+            "measure_abrupt_discontinuation", before="baseline", after="followup"),
     Measure("multiple_prescribers", "Patients with 4 or more opioid prescribers",
             "Many prescribers in a short time make care hard to coordinate and are a recognised risk marker "
             "(PQA OMP, HEDIS UOP). Compared between clinics, since no single clinician controls it.",
@@ -151,6 +158,38 @@ class MeasureParams:
 
     def sql(self) -> dict[str, object]:
         return dict(self.__dict__)
+
+
+def needs(measure: Measure, ltot: dose.LtotParams = dose.LtotParams(), tapers: dose.TaperParams = dose.TaperParams(),
+          other: MeasureParams = MeasureParams()) -> coverage.Needs:
+    """The days of data a measure needs (its declaration's before/after/min_period, in days from the
+    parameters in force), for analysis.coverage.measurable."""
+    before = {"": (0, ""),
+              "lookback": (other.new_start_lookback, f"{other.new_start_lookback} days of history (a new start has "
+                                                     "no opioid supply in them)"),
+              "baseline": (tapers.days_before, f"a {tapers.days_before}-day baseline"),
+              "ltot": (ltot.judged_days, f"{ltot.judged_days} days to judge a long-term episode")}[measure.before]
+    after = {"": (0, ""),
+             "followup": (tapers.days_after, f"a {tapers.days_after}-day follow-up (the 60-day windows, the speed "
+                                             f"and {tapers.stop_days} days without supply)"),
+             "ltot": (ltot.judged_days, f"{ltot.judged_days} days to judge a long-term episode")}[measure.after]
+    period = {"": (1, ""),
+              "benzo_overlap": (other.benzo_min_overlap, f"{other.benzo_min_overlap} days of overlapping opioid and "
+                                                         "benzodiazepine supply")}[measure.min_period]
+    return coverage.Needs(before[0], after[0], period[0], before[1], after[1], period[1])
+
+
+# The Overview's headline figures are computed from these measures' rows, so they need the same days.
+HEADLINE_MEASURE = {"opioid_patients": "multiple_prescribers", "ltot_patients": "high_dose_90",
+                    "share_low": "high_dose_50", "share_high": "high_dose_90", "tapers": "taper_rapid",
+                    "share_rapid": "taper_rapid", "abrupt": "taper_rapid"}
+
+
+def measurability(measure: Measure, start: dt.date, end: dt.date, data_start: dt.date, data_end: dt.date,
+                  ltot: dose.LtotParams = dose.LtotParams(), tapers: dose.TaperParams = dose.TaperParams(),
+                  other: MeasureParams = MeasureParams()) -> coverage.Measurability:
+    """Whether a measure can be measured over start..end with data from data_start to data_end."""
+    return coverage.measurable(needs(measure, ltot, tapers, other), start, end, data_start, data_end)
 
 
 def sql_params(measure: Measure, start: dt.date, end: dt.date, data_start: dt.date, data_end: dt.date,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import charts, db, exports, measures, privacy, stats, summary, tapering
+from analysis import charts, coverage, db, dose, dose_unknown, exports, measures, privacy, stats, summary, tapering
 from analysis.display import html_text
 
 CSS = """
@@ -35,27 +35,59 @@ def _count(n: int, min_cell: int) -> str:
     return f"< {min_cell}" if _small(n, min_cell) else f"{n:,}"
 
 
+def case_word(measure: measures.Measure) -> str:
+    """The plural noun of a measure's denominator, read from its declaration: new starts, tapers or patients."""
+    return next((w for w in ("new starts", "tapers") if measure.denominator.startswith(w)), "patients")
+
+
+def too_few_sentence(measure: measures.Measure) -> str:
+    """What a comparison says when no unit has enough cases to be judged (stats.MIN_DENOMINATOR)."""
+    unit = "clinic" if measure.unit == "clinic" else "clinician"
+    return f"No {unit} has the {stats.MIN_DENOMINATOR} {case_word(measure)} needed to be judged"
+
+
+def index_text(value: float, estimable: bool) -> str:
+    """A variation index as shown: two decimals, or "too few to estimate" (stats.indices)."""
+    return f"{value:.2f}" if value == value else ("too few to estimate" if not estimable else "–")
+
+
 def reading(result: stats.Funnel, measure: measures.Measure, trend: pd.DataFrame) -> str:
-    """The funnel in one plain sentence: how many units sit outside the limits, and whether variation
-    narrowed over the period's quarters (median odds ratio; ratio of 90th to 10th centile for means)."""
+    """The funnel in plain sentences: how many judged units sit outside the limits, the period's variation
+    index (stats.indices on the period: the same figure as the Overview's "where clinicians differ most"),
+    and whether it narrowed over the quarters where it can be estimated (median odds ratio; ratio of 90th to
+    10th centile for means)."""
     unit_word = "clinics" if measure.unit == "clinic" else "clinicians"
-    high = int((result.units["flag"] == "high").sum())
-    low = int((result.units["flag"] == "low").sum())
-    n = len(result.units)
+    flags = result.units["flag"]
+    high, low = int((flags == "high").sum()), int((flags == "low").sum())
+    judged = int((flags != "too_few").sum())
+    few = len(result.units) - judged
+    cases = case_word(measure)
+    if judged == 0:
+        return (f"{too_few_sentence(measure)} ({few} {unit_word} with fewer); variation between them is too few "
+                "to estimate.")
+    among = f"{judged} {unit_word} with at least {stats.MIN_DENOMINATOR} {cases}"
     if measure.direction == "neutral":
-        outside = f"{high + low} of {n} {unit_word} outside the 99.8% limits (no verdict: neither high nor low is good in itself)"
+        outside = f"{high + low} of {among} outside the 99.8% limits (no verdict: neither high nor low is good in itself)"
     else:
-        outside = f"{high} of {n} {unit_word} above the upper limit and {low} below the lower limit (99.8%)"
+        outside = f"{high} of {among} above the upper limit and {low} below the lower limit (99.8%)"
+    if few:
+        outside += f"; {few} with fewer are too few to judge"
     index = "median_odds_ratio" if measure.kind == "proportion" else "p90_p10_ratio"
+    name = "median odds ratio" if index == "median_odds_ratio" else "90th/10th centile ratio"
+    period = stats.indices(result, measure.kind)
+    text = f"{outside}. The {name} over the period is {index_text(period[index], period['estimable'])}"
     usable = trend.dropna(subset=[index]) if index in trend else trend.iloc[0:0]
     if len(usable) < 2:
-        return outside + "."
+        return text + (" (too few quarters where it can be estimated to follow it by quarter)." if len(trend) >= 2
+                       else ".")
     first, last = usable.iloc[0], usable.iloc[-1]
     change = last[index] / first[index] - 1 if first[index] else 0.0
     when = f"Q{(first['quarter_start'].month - 1) // 3 + 1} {first['quarter_start'].year}"
     word = "narrowed" if change < -0.05 else "widened" if change > 0.05 else "stayed about the same"
-    name = "median odds ratio" if index == "median_odds_ratio" else "90th/10th centile ratio"
-    return f"{outside}; variation has {word} since {when} ({name} {first[index]:.2f} → {last[index]:.2f})."
+    skipped = len(trend) - len(usable)
+    note = f"; {skipped} quarter{'s' if skipped > 1 else ''} with too few to estimate left out" if skipped else ""
+    return (f"{text}; by quarter it has {word} since {when} ({first[index]:.2f} → {last[index]:.2f}"
+            f"{note}).")
 
 
 def _svg(fig) -> str:
@@ -90,8 +122,9 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
     parts.append("</ul><p class='muted'>Clinicians appear by pseudonym; patients never appear. Counts from 1 to "
                  f"{s.min_cell - 1} are shown as &lt; {s.min_cell}.</p>")
 
-    results = {}
+    results, states = {}, {}
     for m in measures.configured(s.low_mme, s.high_mme):
+        states[m.id] = summary.measurability(m, s, s.start, s.end, bounds)
         rows = keep(db.read_frame(conn, m.query, summary.measure_params(m, s, s.start, s.end, bounds)))
         units = measures.unit_rows(rows, m)
         results[m.id] = (m, rows, measures.compare(units, m) if len(units) >= 2 else None)
@@ -110,21 +143,49 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
                  share(tapers["max_monthly_reduction_pct"] > s.tapers.rapid_min_pct)),
                 ("Abrupt discontinuations", _count(int((tapers["category"] == "abrupt_discontinuation").sum()),
                                                    s.min_cell))]
+    # Each figure as measurable as the measure it is computed from (analysis.coverage): a word instead of
+    # a figure that cannot be measured, "provisional" beside one whose days are partly missing.
+    keys = ("opioid_patients", "ltot_patients", "share_low", "share_high", "tapers", "share_rapid", "abrupt")
+    figure_states = [states[measures.HEADLINE_MEASURE[k]] for k in keys]
+    overview = [(k, v if st.complete else v + " (provisional)" if st.has_figure else st.word)
+                for (k, v), st in zip(overview, figure_states)]
+    notes = sorted({st.sentence() for st in figure_states if not st.complete})
+    # The same warning as the Overview's when the factor set leaves more than 1% of prescriptions without a dose.
+    no_dose = keep(db.read_frame(conn, "period_dose_coverage", {"start": s.start, "end": s.end, **s.dosing.sql()}))
+    if warning := dose_unknown.warning(no_dose, dose.FACTOR_SETS[s.dosing.factor_set]):
+        notes.append(warning)
     parts.append("<h2 class='first'>Overview</h2><table>" + "".join(
-        f"<tr><td>{html_text(k)}</td><td><b>{html_text(v)}</b></td></tr>" for k, v in overview) + "</table>")
+        f"<tr><td>{html_text(k)}</td><td><b>{html_text(v)}</b></td></tr>" for k, v in overview) + "</table>"
+        + "".join(f"<p class='muted'>{html_text(n)}</p>" for n in notes))
 
     # Each measure's funnel with its reading
     parts.append("<h2>Clinician variation, measure by measure</h2>")
     for m, rows, result in results.values():
         parts.append(f"<h3>{html_text(m.title)}</h3>")
+        state = states[m.id]
+        if not state.has_figure:
+            parts.append(f"<p class='reading'><b>{html_text(state.word.capitalize())}.</b> "
+                         f"{html_text(state.sentence())}</p>")
+            continue
+        if not state.complete:
+            parts.append(f"<p class='reading'><b>Provisional.</b> {html_text(state.sentence())}</p>")
         if result is None:
             parts.append("<p class='muted'>Too few clinicians with patients in this measure to compare.</p>")
             continue
         trend = pd.DataFrame([{"quarter_start": q0, **stats.consistency(u, m.kind)}
                               for q0, q1 in measures.quarters(s.start, s.end)
-                              if len(u := measures.unit_rows(keep(db.read_frame(
+                              # only quarters measured in full: a provisional quarter is never compared
+                              if summary.measurability(m, s, q0, q1, bounds).complete
+                              and len(u := measures.unit_rows(keep(db.read_frame(
                                   conn, m.query, summary.measure_params(m, s, q0, q1, bounds))), m)) >= 2])
         parts.append(f"<p class='reading'>{html_text(reading(result, m, trend))}</p>")
+        if dose_unknown.is_dose_based(m.query):   # patients left out for an unknown dose, counted (suppressed)
+            params = {**summary.measure_params(m, s, s.start, s.end, bounds), "dose_unknown": True}
+            unknown = len(keep(db.read_frame(conn, m.query, params)))
+            if unknown:
+                what = "tapers" if m.query in ("measure_taper_rapid",) else "patients"
+                parts.append(f"<p class='muted'>{html_text(_count(unknown, s.min_cell))} {what} left out: dose "
+                             "unknown (a prescription in supply has no MME factor in this factor set).</p>")
         units = result.units.assign(unit_label=result.units["unit_id"].map(
             labels.get if m.unit == "clinician" else clinic_names.get))
         lines = stats.funnel_lines(result, float(units["denominator"].max()))
@@ -136,6 +197,9 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
 
     # Taper panels
     parts.append("<h2>Tapers</h2>")
+    if not states["taper_rapid"].complete:
+        parts.append(f"<p class='reading'><b>{html_text(states['taper_rapid'].word.capitalize())}.</b> "
+                     f"{html_text(states['taper_rapid'].sentence())}</p>")
     if tapers.empty:
         parts.append("<p class='muted'>No tapers or discontinuations started in the period.</p>")
     else:
@@ -147,7 +211,10 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
     parts.append("<h2>Methods</h2><p>Funnel limits: exact binomial (interpolated) at 95% and 99.8% around the "
                  "pooled value, normal limits for means; when overdispersion is found (winsorised φ > 1), "
                  "additive random-effects limits (DerSimonian–Laird τ²). Units with fewer than "
-                 f"{stats.MIN_DENOMINATOR} cases are never flagged. Attribution: "
+                 f"{stats.MIN_DENOMINATOR} cases are too few to judge and never flagged; a unit at 0% or 100% is "
+                 "flagged only when chance under the pooled rate cannot explain it (below 0.1%). The median odds "
+                 f"ratio and the 90th/10th centile ratio need at least {stats.MIN_UNITS} units with "
+                 f"{stats.MIN_DENOMINATOR} cases, else they are too few to estimate. Attribution: "
                  f"{html_text(measures.ATTRIBUTION_RULE)}</p>")
     for m, _, _ in results.values():
         parts.append(f"<h3>{html_text(m.title)} <span class='muted'>({m.id})</span></h3><p>"

@@ -6,6 +6,7 @@ Pure functions on one row per unit. Sources:
 - Spiegelhalter DJ. Handling over-dispersion of performance indicators. Qual Saf Health Care
   2005;14:347-351 (winsorised z-scores, phi, DerSimonian-Laird additive random-effects limits).
 - Merlo J et al. J Epidemiol Community Health 2006;60:290-297 (median odds ratio).
+- Morris CN. Parametric empirical Bayes inference. JASA 1983;78:47-55 (posterior variance of shrunken means).
 FunnelPlotR (NHS-R community) is the model for returning numbers, not just a picture.
 """
 from __future__ import annotations
@@ -18,7 +19,10 @@ from scipy import optimize, special, stats
 
 LEVELS = {"95": 0.95, "998": 0.998}
 WINSOR = 0.10          # winsorise z-scores at the 10th and 90th centiles (Spiegelhalter 2005, QSHC)
-MIN_DENOMINATOR = 11   # units with fewer cases are never flagged: too few to tell from noise
+MIN_DENOMINATOR = 11   # units with fewer cases are never judged (flag "too_few"): too few to tell from noise
+MIN_UNITS = 5          # variation indices (MOR, P90/P10) need at least this many units of MIN_DENOMINATOR cases
+FLAG_WORDS = {"high": "above the upper limit", "low": "below the lower limit", "within": "within the limits",
+              "too_few": "too few to judge", "suppressed": "suppressed"}
 
 
 def binomial_limit(target: float, n: np.ndarray | float, prob: float) -> np.ndarray:
@@ -62,9 +66,44 @@ def _dispersion(z: np.ndarray, variance: np.ndarray) -> tuple[float, float]:
     return phi, float(tau2)
 
 
-def _flag(units: pd.DataFrame, value: pd.Series, min_denominator: int) -> pd.Series:
-    flag = np.where(value > units["upper_998"], "high", np.where(value < units["lower_998"], "low", "within"))
-    return pd.Series(np.where(units["denominator"] < min_denominator, "within", flag), index=units.index)
+def extreme_chance(pooled: float, n: np.ndarray | float, tau2: float = 0.0, upper: bool = True) -> np.ndarray:
+    """The chance that a unit of n cases is at the boundary, all n (upper) or none (lower), by chance alone.
+
+    Without overdispersion (tau2 = 0) the binomial: pooled^n or (1 - pooled)^n. With it, the beta-binomial
+    whose rates have mean `pooled` and between-unit variance tau2 (the same tau^2 that widens the
+    random-effects limits): Beta(p s, (1 - p) s) with s = pooled (1 - pooled) / tau2 - 1, so
+    P(R = n) = B(a + n, b) / B(a, b). Shape of n; a probability (0-1).
+    """
+    n = np.asarray(n, dtype=float)
+    p = pooled if upper else 1 - pooled
+    spread = pooled * (1 - pooled)
+    if tau2 <= 0 or spread <= 0:
+        with np.errstate(invalid="ignore"):
+            return np.power(p, n)
+    s = max(spread / tau2 - 1, 1e-9)   # tau^2 as large as a Bernoulli's variance: all-or-nothing units
+    a, b = p * s, (1 - p) * s
+    return np.exp(special.betaln(a + n, b) - special.betaln(a, b))
+
+
+def _flag(units: pd.DataFrame, value: pd.Series, min_denominator: int,
+          boundary: tuple[np.ndarray, np.ndarray] | None = None) -> pd.Series:
+    """high / low outside the 99.8% limits, within, or too_few (fewer than min_denominator cases).
+
+    boundary: for proportions, the chance of all n (upper) and of none (lower) under the model behind the
+    limits (extreme_chance). A unit at n/n or 0/n is flagged only when that chance is below the limit's tail
+    (0.1% for 99.8%): the interpolated upper limit (r - alpha) / n is below 100% whenever r = n, so without
+    this rule every n/n unit would be "high" even when all n is what the pooled rate makes likely.
+    """
+    high = (value > units["upper_998"]).to_numpy(copy=True)
+    low = (value < units["lower_998"]).to_numpy(copy=True)
+    if boundary is not None:
+        tail = (1 - LEVELS["998"]) / 2
+        y, n = units["numerator"].to_numpy(float), units["denominator"].to_numpy(float)
+        chance_all, chance_none = boundary
+        high &= (y < n) | (chance_all < tail)
+        low &= (y > 0) | (chance_none < tail)
+    flag = np.where(high, "high", np.where(low, "low", "within"))
+    return pd.Series(np.where(units["denominator"] < min_denominator, "too_few", flag), index=units.index)
 
 
 def funnel_proportions(units: pd.DataFrame, overdispersion: bool = True,
@@ -73,8 +112,9 @@ def funnel_proportions(units: pd.DataFrame, overdispersion: bool = True,
 
     Limits are exact binomial around the pooled rate; when the winsorised phi exceeds 1 and tau^2 > 0,
     additive random-effects limits (pooled +/- z sqrt(s_i^2 + tau^2)) replace them. Flags: `high` above
-    the upper 99.8% limit, `low` below the lower one, else `within`; units with fewer than
-    `min_denominator` cases are never flagged.
+    the upper 99.8% limit, `low` below the lower one, else `within`; `too_few` for units with fewer than
+    `min_denominator` cases (never judged). A unit at 0/n or n/n is flagged only when chance cannot explain
+    it (see _flag and extreme_chance), with either kind of limit.
     """
     out = units.copy()
     units_with_cases = out[out["denominator"] > 0]
@@ -98,7 +138,9 @@ def funnel_proportions(units: pd.DataFrame, overdispersion: bool = True,
         else:
             out[f"lower_{label}"] = binomial_limit(pooled, n, (1 - level) / 2)
             out[f"upper_{label}"] = binomial_limit(pooled, n, 0.5 + level / 2)
-    out["flag"] = _flag(out, out["value"], min_denominator)
+    tau2_used = tau2 if adjusted else 0.0
+    boundary = (extreme_chance(pooled, n, tau2_used, upper=True), extreme_chance(pooled, n, tau2_used, upper=False))
+    out["flag"] = _flag(out, out["value"], min_denominator, boundary)
     limits = "additive random effects (DerSimonian-Laird)" if adjusted else "exact binomial"
     return Funnel(out, pooled, phi, tau2, limits)
 
@@ -108,7 +150,8 @@ def funnel_means(units: pd.DataFrame, overdispersion: bool = True,
     """Funnel limits for means from `denominator` (patients), `mean` and `sd` columns (one row per unit).
 
     Target = the patient-weighted pooled mean; a unit's standard error = pooled within-unit SD / sqrt(n);
-    normal limits, widened by tau^2 as for proportions when overdispersed.
+    normal limits, widened by tau^2 as for proportions when overdispersed, and never below zero: the means
+    compared here are doses (MME a day), which cannot be negative.
     """
     out = units.copy()
     n = out["denominator"].to_numpy(float)
@@ -128,7 +171,7 @@ def funnel_means(units: pd.DataFrame, overdispersion: bool = True,
     for label, level in LEVELS.items():
         z = stats.norm.ppf(0.5 + level / 2)
         half = z * np.sqrt(variance + (tau2 if adjusted else 0.0))
-        out[f"lower_{label}"] = pooled - half
+        out[f"lower_{label}"] = np.clip(pooled - half, 0, None)
         out[f"upper_{label}"] = pooled + half
     out["flag"] = _flag(out, out["value"], min_denominator)
     limits = "additive random effects (DerSimonian-Laird)" if adjusted else "normal"
@@ -136,7 +179,8 @@ def funnel_means(units: pd.DataFrame, overdispersion: bool = True,
 
 
 def funnel_lines(funnel: Funnel, n_max: float, points: int = 200) -> pd.DataFrame:
-    """The funnel's limit lines on a grid of denominators 1..n_max: n, lower/upper at 95% and 99.8%."""
+    """The funnel's limit lines on a grid of denominators 1..n_max: n, lower/upper at 95% and 99.8%
+    (proportions 0-1; means in their unit, never below zero)."""
     n = np.unique(np.round(np.geomspace(1, max(n_max, 2) * 1.05, points)))
     out = pd.DataFrame({"n": n})
     adjusted = funnel.limits.startswith("additive")
@@ -144,7 +188,8 @@ def funnel_lines(funnel: Funnel, n_max: float, points: int = 200) -> pd.DataFram
         z = stats.norm.ppf(0.5 + level / 2)
         if funnel.scale is not None:
             half = z * np.sqrt(funnel.scale ** 2 / n + (funnel.tau2 if adjusted else 0))
-            out[f"lower_{label}"], out[f"upper_{label}"] = funnel.pooled - half, funnel.pooled + half
+            out[f"lower_{label}"] = np.clip(funnel.pooled - half, 0, None)
+            out[f"upper_{label}"] = funnel.pooled + half
         elif adjusted:
             half = z * np.sqrt(funnel.pooled * (1 - funnel.pooled) / n + funnel.tau2)
             out[f"lower_{label}"] = np.clip(funnel.pooled - half, 0, 1)
@@ -156,29 +201,53 @@ def funnel_lines(funnel: Funnel, n_max: float, points: int = 200) -> pd.DataFram
 
 
 def _beta_binomial_prior(y: np.ndarray, n: np.ndarray) -> tuple[float, float]:
-    """Maximum-likelihood Beta(a, b) prior for unit rates (beta-binomial), on log a, log b.
+    """Maximum-likelihood Beta(a, b) prior for unit rates (beta-binomial), kept sane where the data cannot
+    identify it: a >= 1, b >= 1 and a + b <= the total number of cases.
 
-    Units with the same (y, n) share one term, weighted by their count; the gradient is analytic
-    (digamma), so a health system's thousands of clinicians fit in milliseconds.
+    Why the bounds: with one or two cases per unit the likelihood is flat in a + b or runs to a, b -> 0 (a
+    U-shaped prior that shrinks every 0/1 and 1/1 to exactly 0% and 100%, with intervals of zero width
+    that do not contain the estimate); with no variation between units it runs to a + b -> infinity,
+    giving intervals far narrower than the data. a, b >= 1 keeps the prior no more U-shaped than uniform
+    (and every posterior log-concave, so its mean lies inside its central 95% interval); a + b <= N keeps
+    the prior from carrying more information than all the N cases it was fitted from. A J-shaped prior
+    (a = 1) is still allowed for rare events.
+
+    Parametrised as a = 1 + c q, b = 1 + c (1 - q), c = e^v - 1 in [0, N - 2], q = expit(t), so the bounds
+    are box bounds. Units with the same (y, n) share one term, weighted by their count; the gradient is
+    analytic (digamma), so a health system's thousands of clinicians fit in milliseconds.
     """
-    pooled = y.sum() / n.sum()
+    total = float(n.sum())
+    pooled = y.sum() / total
     pairs, weight = np.unique(np.column_stack([y, n]), axis=0, return_counts=True)
     y, n = pairs[:, 0], pairs[:, 1]
+    c_max = max(total - 2.0, 0.0)
+
+    def prior(params: np.ndarray) -> tuple[float, float, float, float]:
+        c, q = np.expm1(params[0]), special.expit(params[1])
+        return 1 + c * q, 1 + c * (1 - q), c, q
 
     def nll(params: np.ndarray) -> tuple[float, np.ndarray]:
-        a, b = np.exp(params)
+        a, b, c, q = prior(params)
         value = -float(np.sum(weight * (special.betaln(y + a, n - y + b) - special.betaln(a, b))))
         common = special.digamma(n + a + b) - special.digamma(a + b)
-        grad_a = -np.sum(weight * (special.digamma(y + a) - special.digamma(a) - common)) * a
-        grad_b = -np.sum(weight * (special.digamma(n - y + b) - special.digamma(b) - common)) * b
-        return value, np.array([grad_a, grad_b])
+        grad_a = -np.sum(weight * (special.digamma(y + a) - special.digamma(a) - common))
+        grad_b = -np.sum(weight * (special.digamma(n - y + b) - special.digamma(b) - common))
+        grad_v = (grad_a * q + grad_b * (1 - q)) * (c + 1)      # dc/dv = e^v = c + 1
+        grad_t = (grad_a - grad_b) * c * q * (1 - q)            # dq/dt = q (1 - q)
+        return value, np.array([grad_v, grad_t])
 
-    # Start from a prior worth 10 cases at the pooled rate; a flat likelihood (no variation between
-    # units) drives a + b large, which is the right answer: full shrinkage to the pooled rate.
-    start = np.log([max(pooled, 1e-3) * 10, max(1 - pooled, 1e-3) * 10])
-    fit = optimize.minimize(nll, start, jac=True, method="L-BFGS-B", bounds=[(-20, 20), (-20, 20)],
-                            options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 500})
-    a, b = np.exp(np.clip(fit.x, -20, 20))
+    # Two starts, the better fit kept: a prior worth 10 cases, and the largest prior (all N cases). Where the
+    # data say nothing about the spread between units (one case each: the likelihood is flat in a + b), the
+    # tie goes to the largest, so every unit stays pulled all the way to the pooled rate with the pooled
+    # rate's own uncertainty; real variation moves the fit down from either start.
+    fits = []
+    for c0 in (c_max, min(8.0, c_max)):
+        q0 = float(np.clip((pooled * (2 + c0) - 1) / c0, 1e-6, 1 - 1e-6)) if c0 > 0 else 0.5
+        fits.append(optimize.minimize(nll, np.array([np.log1p(c0), special.logit(q0)]), jac=True,
+                                      method="L-BFGS-B", bounds=[(0.0, float(np.log1p(c_max))), (-30.0, 30.0)],
+                                      options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500}))
+    fit = min(fits, key=lambda f: f.fun - 1e-9 * abs(f.fun) * (f is fits[0]))
+    a, b, _, _ = prior(fit.x)
     return float(a), float(b)
 
 
@@ -205,15 +274,25 @@ def shrink_proportions(units: pd.DataFrame) -> pd.DataFrame:
 
 
 def shrink_means(funnel: Funnel) -> pd.DataFrame:
-    """Normal-normal empirical-Bayes means: each unit pulled to the pooled mean by tau^2 / (tau^2 + se^2)."""
+    """Normal-normal empirical-Bayes means: each unit pulled to the pooled mean by w = tau^2 / (tau^2 + se^2).
+
+    Posterior variance w se^2 + (1 - w)^2 Var(pooled) (Morris 1983, JASA 78:47): the pooled mean is itself
+    estimated, so a unit pulled all the way to it (tau^2 = 0) still has the pooled mean's uncertainty, not
+    a zero-width interval. Var(pooled) of the patient-weighted mean = sum n_i^2 (se_i^2 + tau^2) / (sum n_i)^2.
+    Intervals (95%) never go below zero (doses). Adds shrunk_value, shrunk_lower, shrunk_upper.
+    """
     out = funnel.units.copy()
     variance = out["se"] ** 2
     weight = funnel.tau2 / (funnel.tau2 + variance)
+    n = out["denominator"].astype(float)
+    has = (n > 0) & np.isfinite(variance)
+    var_pooled = float((n[has] ** 2 * (variance[has] + funnel.tau2)).sum() / n[has].sum() ** 2) \
+        if has.any() else float("nan")
     post_mean = funnel.pooled + weight * (out["value"] - funnel.pooled)
-    post_sd = np.sqrt(weight * variance)
+    post_sd = np.sqrt(weight * variance + (1 - weight) ** 2 * var_pooled)
     z = stats.norm.ppf(0.975)
     out["shrunk_value"] = post_mean
-    out["shrunk_lower"] = post_mean - z * post_sd
+    out["shrunk_lower"] = np.clip(post_mean - z * post_sd, 0, None)
     out["shrunk_upper"] = post_mean + z * post_sd
     return out
 
@@ -249,16 +328,33 @@ def consistency(units: pd.DataFrame, kind: str = "proportion") -> dict[str, floa
     return indices(Funnel(shrunk, funnel.pooled, funnel.phi, funnel.tau2, funnel.limits, funnel.scale), kind)
 
 
+def estimable(units: pd.DataFrame, min_denominator: int = MIN_DENOMINATOR, min_units: int = MIN_UNITS) -> bool:
+    """Whether variation between units can be estimated: at least `min_units` units with at least
+    `min_denominator` cases each (fewer, and the median odds ratio and P90/P10 are "too few to estimate")."""
+    return int((units["denominator"] >= min_denominator).sum()) >= min_units
+
+
 def indices(result: Funnel, kind: str = "proportion") -> dict[str, float]:
-    """The variation indices of a funnel whose units carry shrunken values (see consistency)."""
+    """The variation indices of a funnel whose units carry shrunken values (see consistency).
+
+    pooled_value, units (with cases), judged_units (with at least MIN_DENOMINATOR cases), phi, tau2,
+    estimable, median_odds_ratio (proportions) and p90_p10_ratio. The last two are computed over the judged
+    units and only when at least MIN_UNITS of them exist (P90/P10 also needs a 10th centile above zero);
+    otherwise NaN, shown as "too few to estimate": with one or two cases a unit's log-odds are the
+    continuity correction, not data, and a ratio of near-zero centiles runs to millions.
+    """
     units = result.units
-    values = units["shrunk_value"].dropna()
-    p10, p90 = (np.quantile(values, [0.1, 0.9]) if len(values) else (np.nan, np.nan))
+    judged = units[units["denominator"] >= MIN_DENOMINATOR]
+    ok = estimable(units)
+    values = judged["shrunk_value"].dropna() if "shrunk_value" in judged else pd.Series(dtype=float)
+    p10, p90 = (np.quantile(values, [0.1, 0.9]) if ok and len(values) else (np.nan, np.nan))
     return {
         "pooled_value": result.pooled,
         "units": int((units["denominator"] > 0).sum()),
+        "judged_units": int(len(judged)),
         "phi": result.phi,
         "tau2": result.tau2,
-        "median_odds_ratio": median_odds_ratio(units) if kind == "proportion" else float("nan"),
-        "p90_p10_ratio": float(p90 / p10) if p10 and p10 > 0 else float("nan"),
+        "estimable": ok,
+        "median_odds_ratio": median_odds_ratio(judged) if ok and kind == "proportion" else float("nan"),
+        "p90_p10_ratio": float(p90 / p10) if ok and p10 > 0 else float("nan"),
     }

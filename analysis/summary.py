@@ -18,11 +18,14 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import db, dose, exports, measures, stats
+from analysis import coverage, db, dose, exports, measures, stats
 
 MEASURE_COLUMNS = ["measure_id", "unit", "clinician_id", "clinic_id", "numerator", "denominator", "value",
                    "pooled_value", "lower_95", "upper_95", "lower_998", "upper_998", "flag", "shrunk_value",
                    "shrunk_lower", "shrunk_upper", "limits", "phi", "tau2"]
+# Whether the period can be fully measured (analysis.coverage): complete, provisional (with the days that
+# can be), or a word instead of any figure (not measurable yet; needs a period of at least N days).
+MEASUREMENT_COLUMNS = ["measurement", "measurable_from", "measurable_to", "measurement_note"]
 # Columns that give away a suppressed count (value x denominator = numerator; shrunk values likewise).
 DERIVED = ["numerator", "value", "shrunk_value", "shrunk_lower", "shrunk_upper"]
 SALT_ENV = "RXDASH_PATIENT_KEY_SECRET"
@@ -49,16 +52,36 @@ def measure_params(m: measures.Measure, s: Settings, start: dt.date, end: dt.dat
                                s.tapers, s.other)
 
 
+def measurability(m: measures.Measure, s: Settings, start: dt.date, end: dt.date,
+                  bounds: pd.Series) -> coverage.Measurability:
+    """Whether measure m can be measured over start..end with the data's bounds (analysis.coverage)."""
+    return measures.measurability(m, start, end, bounds["data_start"], bounds["data_end"], s.ltot, s.tapers,
+                                  s.other)
+
+
+def measurement_cells(state: coverage.Measurability) -> dict[str, object]:
+    """The MEASUREMENT_COLUMNS of one measure and period."""
+    return {"measurement": state.word or coverage.COMPLETE, "measurable_from": state.first,
+            "measurable_to": state.last, "measurement_note": state.sentence()}
+
+
 def data_bounds(conn: sa.Connection) -> pd.Series:
     return db.read_frame(conn, "data_bounds").iloc[0]
 
 
 def measure_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
-    """One row per measure and unit (clinician, or clinic for clinic-level measures), unsuppressed."""
+    """One row per measure and unit (clinician, or clinic for clinic-level measures), unsuppressed, with
+    the period's measurement (MEASUREMENT_COLUMNS); a measure that cannot be measured in the period gets one
+    row with no unit and no figures, saying why."""
     bounds = data_bounds(conn)
     frames = []
     for m in measures.configured(s.low_mme, s.high_mme):
         if m.id not in s.selected:
+            continue
+        state = measurability(m, s, s.start, s.end, bounds)
+        if not state.has_figure:
+            frames.append(pd.DataFrame([{"measure_id": m.id, "unit": m.unit, **measurement_cells(state)}],
+                                       columns=MEASURE_COLUMNS + MEASUREMENT_COLUMNS))
             continue
         rows = db.read_frame(conn, m.query, measure_params(m, s, s.start, s.end, bounds))
         units = measures.unit_rows(rows, m)
@@ -71,9 +94,9 @@ def measure_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
         if m.unit == "clinic":
             t["clinic_id"] = t["unit_id"]
         t["limits"], t["phi"], t["tau2"] = result.limits, result.phi, result.tau2
-        frames.append(t[MEASURE_COLUMNS])
+        frames.append(t[MEASURE_COLUMNS].assign(**measurement_cells(state)))
     if not frames:
-        return pd.DataFrame(columns=MEASURE_COLUMNS)
+        return pd.DataFrame(columns=MEASURE_COLUMNS + MEASUREMENT_COLUMNS)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -85,11 +108,16 @@ def consistency_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
         for m in measures.configured(s.low_mme, s.high_mme):
             if m.id not in s.selected:
                 continue
+            state = measurability(m, s, q_start, q_end, bounds)
+            base = {"measure_id": m.id, "quarter_start": q_start, "quarter_end": q_end,
+                    "measurement": state.word or coverage.COMPLETE}
+            if not state.has_figure:
+                out.append({**base, "units": 0, "judged_units": 0, "estimable": False})
+                continue
             rows = db.read_frame(conn, m.query, measure_params(m, s, q_start, q_end, bounds))
             units = measures.unit_rows(rows, m)
-            base = {"measure_id": m.id, "quarter_start": q_start, "quarter_end": q_end}
             if units.empty:
-                out.append({**base, "units": 0})
+                out.append({**base, "units": 0, "judged_units": 0, "estimable": False})
                 continue
             out.append({**base, **stats.consistency(units, m.kind)})
     return pd.DataFrame(out)
@@ -139,11 +167,19 @@ def period_tapers(conn: sa.Connection, s: Settings, bounds: pd.Series) -> pd.Dat
 
 
 def taper_table(conn: sa.Connection, s: Settings, secret: bytes) -> pd.DataFrame:
-    """Tapers and discontinuations starting in the period, one row each, patients as keyed hashes."""
-    t = period_tapers(conn, s, data_bounds(conn)).copy()
+    """Tapers and discontinuations starting in the period, one row each, patients as keyed hashes;
+    `follow_up` is provisional when the data end before the taper's follow-up does (its speed, category
+    and any stop may still change as data arrive), else complete."""
+    bounds = data_bounds(conn)
+    t = period_tapers(conn, s, bounds).copy()
     t["patient_key"] = [patient_key(p, secret) for p in t["patient_id"]]
+    needs = measures.needs(measures.BY_ID["taper_rapid"], s.ltot, s.tapers, s.other)
+    # A taper found before its follow-up is over is provisional (its own day is not measurable in full).
+    t["follow_up"] = [coverage.COMPLETE if coverage.measurable(needs, d, d, bounds["data_start"],
+                                                                bounds["data_end"]).complete
+                      else coverage.PROVISIONAL for d in t["taper_start"]]
     return t[["clinician_id", "clinic_id", "patient_key", "baseline_mme", "taper_start", "end_mme",
-              "max_monthly_reduction_pct", "category"]].reset_index(drop=True)
+              "max_monthly_reduction_pct", "category", "follow_up"]].reset_index(drop=True)
 
 
 def _small(x: pd.Series, min_cell: int) -> pd.Series:
@@ -204,8 +240,25 @@ def parameter_lines(s: Settings) -> list[str]:
     ]
 
 
-def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime) -> str:
-    """README.txt: what the files hold and every parameter in force."""
+MEASUREMENT_RULE = ("A figure that needs days of data before (a baseline, a look-back) or after (a follow-up, "
+                    "days without supply) the days it measures is 'provisional' when some of those days lie outside "
+                    "the data, 'not measurable yet' (no figure) when none of the period can be measured, and 'needs a "
+                    "period of at least N days' (no figure) when its own window is longer than the period.")
+
+
+def measurement_lines(s: Settings, bounds: pd.Series) -> list[str]:
+    """The measurement rule and each selected measure's state for the period, one line each."""
+    lines = [f"Data: {bounds['data_start']} to {bounds['data_end']}. {MEASUREMENT_RULE}"]
+    for m in measures.configured(s.low_mme, s.high_mme):
+        if m.id in s.selected:
+            state = measurability(m, s, s.start, s.end, bounds)
+            lines.append(f"{m.id}: {state.word or coverage.COMPLETE}" + (f" ({state.reason()})" if state.reason() else ""))
+    return lines
+
+
+def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime,
+           measurement: list[str] | tuple[str, ...] = ()) -> str:
+    """README.txt: what the files hold, every parameter in force and each measure's measurement."""
     lines = [
         "Prescribing consistency: clinician comparison",
         f"Period: {s.start} to {s.end}",
@@ -214,17 +267,26 @@ def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime) 
         "Files",
         "  clinician_measures.csv  one row per measure and clinician (clinic for clinic-level measures):",
         "                          funnel limits around the pooled value, flag (high/low above/below the 99.8%",
-        "                          limit after any overdispersion adjustment; units under 11 cases are never",
-        "                          flagged), empirical-Bayes shrunken value with a 95% interval.",
+        "                          limit after any overdispersion adjustment, within, or too_few: under 11",
+        "                          cases, never judged; a unit at 0% or 100% is high/low only when chance under",
+        "                          the pooled rate is below 0.1%), empirical-Bayes shrunken value with a 95% interval.",
         "  tapers.csv              one row per taper or discontinuation starting in the period.",
         "  consistency.csv         variation between clinicians per measure and quarter: pooled value, units,",
-        "                          phi, tau2, median odds ratio, ratio of 90th to 10th centile of shrunken values.",
+        "                          phi, tau2, median odds ratio, ratio of 90th to 10th centile of shrunken values;",
+        "                          judged_units (with >= 11 cases); estimable false (and both ratios blank) when",
+        "                          fewer than 5 units have 11 cases: too few to estimate.",
+        "  Columns measurement, measurable_from, measurable_to, measurement_note (clinician_measures.csv),",
+        "  measurement (consistency.csv) and follow_up (tapers.csv) say whether the data cover the days each",
+        "  figure needs; see Measurement below.",
         "",
         "Parameters",
         *("  " + line for line in parameter_lines(s)),
         ("  Patient keys: keyed hash with this deployment's secret ($RXDASH_PATIENT_KEY_SECRET): stable across runs."
          if secret_is_stable else
          "  Patient keys: keyed hash with a one-off random secret: they do not match keys in other runs."),
+        "",
+        "Measurement",
+        *("  " + line for line in measurement),
     ]
     return "\n".join(lines) + "\n"
 
@@ -238,9 +300,10 @@ def write_summary(engine: sa.Engine, s: Settings, out: Path) -> dict[str, int]:
         table = suppress(measure_table(conn, s), s.min_cell)
         tapers = taper_table(conn, s, secret)
         consistency = consistency_table(conn, s)
+        measurement = measurement_lines(s, data_bounds(conn))
     # Ids come from the data: written as every exported CSV is, formula cells neutralised.
     for frame, name in ((table, "clinician_measures"), (tapers, "tapers"), (consistency, "consistency")):
         (out / f"{name}.csv").write_bytes(exports.csv_bytes(frame))
     url = engine.url.render_as_string(hide_password=True)
-    (out / "README.txt").write_text(readme(s, url, stable, dt.datetime.now()), encoding="utf-8")
+    (out / "README.txt").write_text(readme(s, url, stable, dt.datetime.now(), measurement), encoding="utf-8")
     return {"clinician_measures": len(table), "tapers": len(tapers), "consistency": len(consistency)}

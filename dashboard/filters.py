@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import streamlit as st
 
-from analysis import dose, exports, measures, privacy, summary
+from analysis import coverage, dose, exports, measures, privacy, summary
 from dashboard import data, viewer
 
 STATE = "_filters"
@@ -77,11 +77,17 @@ class Filters:
         return {"all_clinicians": self.clinicians is None, "clinician_ids": tuple(sorted(self.clinicians or ("",)))}
 
     def previous(self) -> tuple[dt.date, dt.date] | None:
-        """The period of the same length just before this one, if the data cover it."""
-        length = self.end - self.start
-        end = self.start - dt.timedelta(days=1)
-        start = end - length
+        """The calendar-aligned period before this one (analysis.coverage.previous_period: 2024 before 2025,
+        the previous quarter or month, else the same number of days just before), if the data reach back
+        to its start. Whether each figure can be compared also depends on its measurability."""
+        start, end = coverage.previous_period(self.start, self.end)
         return (start, end) if start >= self.data_start else None
+
+    def measurability(self, m: measures.Measure, start: dt.date | None = None,
+                      end: dt.date | None = None) -> coverage.Measurability:
+        """Whether measure m can be measured over the period (or start..end) with the data's bounds."""
+        return measures.measurability(m, start or self.start, end or self.end, self.data_start, self.data_end,
+                                      dose.LtotParams(), self.tapers())
 
     def keep(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Rows (one per patient or taper, with clinician_id) whose attributed clinician is selected."""
@@ -256,7 +262,8 @@ def sidebar() -> Filters | None:
     bar = st.sidebar
     bar.header("Filters")
     picked = bar.date_input("Period", min_value=bounds[0], max_value=bounds[1], key="f_period",
-                            help="Measures count patients and tapers in this period. Default: the last year of data.")
+                            help="Measures count patients and tapers in this period. Default: the latest twelve whole "
+                                 "calendar months of data (a calendar year when the data end on 31 December).")
     if isinstance(picked, tuple) and len(picked) == 2:
         ss["_last_period"] = picked
     else:
@@ -312,8 +319,8 @@ def sidebar() -> Filters | None:
 
 
 def default_period(bounds: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
-    """The last year of data (365 days to the last fill), or all of it when there is less."""
-    return max(bounds[0], bounds[1] - dt.timedelta(days=364)), bounds[1]
+    """The latest twelve whole calendar months of data (analysis.coverage.default_period)."""
+    return coverage.default_period(*bounds)
 
 
 def default() -> Filters | None:

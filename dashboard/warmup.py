@@ -33,7 +33,8 @@ def default_view() -> None:
         variation.trend(f, f.measures()[0])
         tapers.period_tapers(f)
         data.query("taper_outcomes", **f.taper_params())
-        data.query("monthly_opioid_fills", start=f.start, end=f.end, **f.clinician_params())
+        data.query("monthly_opioid_fills", start=f.start, end=f.end, exclude=f.dose().exclude,
+                   **f.clinician_params())
     except Exception as e:  # noqa: BLE001 - a failed warm-up must never stop the server
         log.warning("warm-up stopped: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
         return

@@ -2,7 +2,9 @@
 -- rx_mme. Used by build_dose_segments.sql when data is loaded; queries read the stored result through
 -- the dose_segments fragment.
 -- Parameters: :factor_set (text), as rx_mme.
--- Defines: built_segments(patient_id, seg_start, seg_end, daily_mme, supplied).
+-- Defines: built_segments(patient_id, seg_start, seg_end, daily_mme, supplied, dose_known).
+--   dose_known is false on a stretch where a prescription in supply has no factor in the set
+--   (mme_status no_factor): that day's dose is unknown, and daily_mme counts only the others.
 --   Built from interval boundaries: +dose on fill_date, -dose the day after last_day, running sums per
 --   patient (never one row per day). A patient's daily MME is the sum over prescriptions covering the day
 --   (DESIGN.md), so early refills add up on the days they overlap. Gaps in supply are segments with
@@ -10,15 +12,18 @@
 --   Tiered factors (methadone under cdc2016) apply to the patient's total mg a day on each stretch.
 --   Doses are rounded to 1e-6 MME so that running sums of fractions compare exactly.
 dose_deltas as (
-    select patient_id, fill_date as day, coalesce(daily_mme, 0) as d_mme, tiered_amount as d_tiered, 1 as d_active
+    select patient_id, fill_date as day, coalesce(daily_mme, 0) as d_mme, tiered_amount as d_tiered, 1 as d_active,
+        case when mme_status = 'no_factor' then 1 else 0 end as d_unknown
     from rx_mme
     union all
-    select patient_id, last_day + 1 as day, -coalesce(daily_mme, 0), -tiered_amount, -1
+    select patient_id, last_day + 1 as day, -coalesce(daily_mme, 0), -tiered_amount, -1,
+        case when mme_status = 'no_factor' then -1 else 0 end
     from rx_mme
 ),
 
 dose_changes as (
-    select patient_id, day, sum(d_mme) as d_mme, sum(d_tiered) as d_tiered, sum(d_active) as d_active
+    select patient_id, day, sum(d_mme) as d_mme, sum(d_tiered) as d_tiered, sum(d_active) as d_active,
+        sum(d_unknown) as d_unknown
     from dose_deltas
     group by patient_id, day
 ),
@@ -30,7 +35,8 @@ dose_running as (
         lead(day) over (partition by patient_id order by day) - 1 as seg_end,
         sum(d_mme) over running as flat_mme,
         sum(d_tiered) over running as tiered_amount,
-        sum(d_active) over running as active
+        sum(d_active) over running as active,
+        sum(d_unknown) over running as unknown
     from dose_changes
     window running as (partition by patient_id order by day rows between unbounded preceding and current row)
 ),
@@ -50,7 +56,8 @@ built_segments as (
             then floor((r.flat_mme + coalesce(r.tiered_amount * tf.mme_factor, 0)) * 1000000 + 0.5) / 1000000
             else 0
         end as daily_mme,
-        r.active > 0 as supplied
+        r.active > 0 as supplied,
+        r.unknown = 0 as dose_known
     from dose_running as r
     left join tier_factors as tf
         on r.tiered_amount > tf.daily_mg_above + 0.000001

@@ -17,13 +17,18 @@ opioid_rx as (
         p.long_acting,
         p.ingredient,
         p.strength_unit,
-        -- Liquids are dosed per mL and dispensed in mL, so strength x quantity is still mg.
+        -- Units were made canonical at load (analysis.vocabulary: MG/5ML is stored as MG/ML, ug as MCG).
+        -- Liquids are dosed per mL and dispensed in mL, sprays per actuation and dispensed in actuations,
+        -- so strength x quantity is still mg.
         case
-            when p.strength_unit in ('MG', 'MG/ML', 'MCG', 'MCG/ML') then 'MG'
+            when p.strength_unit in ('MG', 'MG/ML', 'MG/ACTUAT', 'MCG', 'MCG/ML', 'MCG/ACTUAT') then 'MG'
             else p.strength_unit
         end as base_unit,
-        case when p.strength_unit in ('MCG', 'MCG/ML') then p.strength / 1000 else p.strength end as base_strength,
-        case when lower(coalesce(p.dose_form, '')) like '%transdermal%' then 'transdermal' else 'other' end as form_group
+        case when p.strength_unit in ('MCG', 'MCG/ML', 'MCG/ACTUAT') then p.strength / 1000 else p.strength end
+            as base_strength,
+        -- The dose-form group was read at load by analysis.vocabulary.form_group, the one reading of every
+        -- spelling ('Transdermal System', 'PATCH, EXTENDED RELEASE', 'TABLET; BUCCAL', 'SPRAY; NASAL', ...).
+        coalesce(p.form_group, 'other') as form_group
     from prescriptions as p
     inner join patients as pt on pt.patient_id = p.patient_id
     where p.drug_class = 'opioid_analgesic'

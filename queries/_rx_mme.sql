@@ -1,13 +1,22 @@
 -- fragment rx_mme: daily MME of each opioid prescription under one factor set. Requires opioid_rx.
 -- Parameters: :factor_set (text) cdc2022 | cdc2016 | cdc_file_2018 (analysis/reference/mme_factors.csv).
 -- Defines: rx_mme(opioid_rx columns, daily_mme, tiered_amount, mme_status).
+--   A factor row matches on ingredient, strength unit and form group ('any' or the prescription's);
+--   an ingredient and unit never has both an 'any' row and a form-specific one (tests/test_dose.py).
 --   daily_mme = strength x quantity x quantity_multiplier / days supply x factor (DESIGN.md; a fentanyl
 --   patch's multiplier is 3, the days a patch is worn). NULL when no factor applies or the factor is tiered.
 --   tiered_amount = mg a day of an ingredient whose factor depends on the patient's total daily mg
 --   (methadone under cdc2016); its MME is applied per patient-day in dose_segments.
 --   mme_status: computed | tiered | no_factor (no_factor rows still count as days with supply).
 flat_factors as (
-    select ingredient, form_group, strength_unit, mme_factor, quantity_multiplier
+    -- A factor stated per mcg (transmucosal fentanyl, CDC MME file: 0.13 per mcg) is applied to strength in
+    -- mg (opioid_rx.base_strength), so it counts 1000 times as much per mg.
+    select
+        ingredient,
+        form_group,
+        case when strength_unit = 'MCG' then 'MG' else strength_unit end as strength_unit,
+        case when strength_unit = 'MCG' then mme_factor * 1000 else mme_factor end as mme_factor,
+        quantity_multiplier
     from ref_mme_factors
     where factor_set = :factor_set and daily_mg_above is null
 ),

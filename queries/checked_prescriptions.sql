@@ -1,7 +1,8 @@
 -- checked_prescriptions: every staged line of prescriptions.csv, typed, with the reason it cannot be loaded (or NULL).
 -- Reads stg_prescriptions (line_no bigint and the contract's columns as text; optional ones blank when absent),
 -- stg_drugs (each distinct drug description resolved by analysis.drugs.resolve_drug: the six raw text
--- columns, then ingredient, strength, strength_unit, dose_form, long_acting, drug_class, drug_parsed, error),
+-- columns, then ingredient, strength, strength_unit, dose_form, long_acting, drug_class, drug_parsed, error,
+-- form_group: analysis.vocabulary.form_group, the dose-form group that picks an MME factor),
 -- and patients, clinicians (already holding this load's rows) and the prescriptions already loaded.
 -- Parameters: :as_of (date) a fill date after it is in the future.
 -- Returns one row per staged line: line_no, row_id, reason_code, reason, then the prescriptions table's columns.
@@ -64,7 +65,8 @@ typed as (
         d.long_acting as drug_long_acting,
         d.drug_class,
         d.drug_parsed,
-        d.error as drug_error
+        d.error as drug_error,
+        d.form_group as drug_form_group
     from staged as s
     left join stg_drugs as d
         on d.raw_drug_name = s.drug_name
@@ -141,7 +143,8 @@ final as (
         drug_parsed,
         nullif(ndc, '') as ndc,
         nullif(rxcui, '') as rxcui,
-        nullif(pharmacy_id, '') as pharmacy_id
+        nullif(pharmacy_id, '') as pharmacy_id,
+        drug_form_group as form_group
     from flagged
 )
 

@@ -6,6 +6,8 @@
 -- (whose baseline is eligible by definition). Columns: patient_id, clinician_id, clinic_id (most opioid
 -- days in the :baseline_days before the first taper start in the period, or before the period start),
 -- in_numerator (an abrupt discontinuation starts in the period), value (NULL).
+-- :dose_unknown (boolean, false): a patient whose dose is unknown on a day of the baseline before the
+-- period, or whose taper in the period is left out (_stored_tapers.sql), is left out; true returns them.
 with
 -- @include opioid_rx
 -- @include dose_segments
@@ -14,7 +16,8 @@ start_baselines as (
     select
         patient_id,
         sum((least(seg_end, :start - 1) - greatest(seg_start, :start - :baseline_days) + 1) * daily_mme)
-            / :baseline_days as baseline_mme
+            / :baseline_days as baseline_mme,
+        min(case when dose_known then 1 else 0 end) = 1 as dose_known
     from dose_segments
     where supplied and seg_start <= :start - 1 and seg_end >= :start - :baseline_days
     group by patient_id
@@ -31,7 +34,8 @@ period_tapers as (
 ),
 
 eligible as (
-    select patient_id from start_baselines where baseline_mme >= :baseline_min_mme
+    select patient_id from start_baselines
+    where (dose_known and baseline_mme >= :baseline_min_mme and not :dose_unknown) or (not dose_known and :dose_unknown)
     union
     select patient_id from period_tapers
 ),

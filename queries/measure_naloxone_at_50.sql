@@ -1,5 +1,7 @@
 -- measure_naloxone_at_50: patients at or above a dose, and whether they filled naloxone in the period.
--- Parameters: :factor_set, :exclude; :start, :end, :months (0), :days, :n_periods (1); :naloxone_mme (50).
+-- Parameters: :factor_set, :exclude; :start, :end, :months (0), :days, :n_periods (1); :naloxone_mme (50);
+--   :dose_unknown (boolean, false) true returns instead the patients with supply in the period whose dose
+--   is unknown (whether they reach :naloxone_mme cannot be told; _period_dose.sql), with in_numerator as above.
 -- Returns one row per patient whose average daily MME on days with supply in the period is
 -- >= :naloxone_mme: patient_id, clinician_id, clinic_id, in_numerator (a naloxone fill in the period),
 -- value (NULL). CDC 2022 recommendation 8: offer naloxone at >= 50 MME a day.
@@ -25,7 +27,8 @@ final as (
     from period_dose as d
     inner join attribution as a on a.patient_id = d.patient_id
     left join naloxone as n on n.patient_id = d.patient_id
-    where d.avg_mme_supplied >= :naloxone_mme
+    where (d.dose_known and not :dose_unknown and d.avg_mme_supplied >= :naloxone_mme)
+        or (not d.dose_known and :dose_unknown)
 )
 
 select * from final

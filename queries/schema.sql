@@ -38,8 +38,14 @@ create table if not exists prescriptions (
     drug_parsed boolean not null,
     ndc varchar,
     rxcui varchar,
-    pharmacy_id varchar
+    pharmacy_id varchar,
+    -- analysis.vocabulary.form_group of the dose form (transdermal, transmucosal_tablet, ..., other): the
+    -- one reading of every dose-form spelling, which picks the MME factor row (mme_factors.form_group).
+    form_group varchar
 );
+-- A database made before form_group existed gets the column (empty until loaded again with --replace;
+-- analysis.db.is_current reports such a database as made by an older version).
+alter table prescriptions add column if not exists form_group varchar;
 create table if not exists events (
     patient_id varchar not null,
     event_date date not null,
@@ -91,8 +97,12 @@ create table if not exists daily_dose_segments (
     seg_start date not null,
     seg_end date,
     daily_mme double precision not null,
-    supplied boolean not null
+    supplied boolean not null,
+    -- false on a stretch where a prescription in supply has no MME factor in the set: the day's dose is
+    -- unknown, not the daily_mme shown (which counts the prescriptions that have a factor).
+    dose_known boolean
 );
+alter table daily_dose_segments add column if not exists dose_known boolean;
 -- Derived: every taper and discontinuation per factor set, measured with the default taper parameters
 -- (analysis.dose.TaperParams) over the whole data; rebuilt by every load from queries/build_tapers.sql.
 -- The speed bands and the abrupt fraction are applied when it is read (queries/_stored_tapers.sql), so

@@ -210,8 +210,13 @@ def test_variation_tabs_draw_only_when_opened_and_come_from_the_link(worked):
 
 
 def test_variation_says_when_a_measure_has_no_cases(worked):
-    at = run("variation", {"start": "2024-06-01", "end": "2024-06-30", "measure": "taper_rapid"})
+    # December 2024 can be measured (baseline from 2024-06-04, the data's start being 2024-06-01; follow-up to
+    # 2025-07-28, before the data end 2025-12-23) and no taper starts in it (T1 and T2 start 2025-02-26).
+    at = run("variation", {"start": "2024-12-01", "end": "2024-12-31", "measure": "taper_rapid"})
     assert "No patients count towards this measure" in at.info[0].value
+    # June 2024, the data's first month, has no 180-day baseline at all: not measurable, rather than "no cases".
+    at = run("variation", {"start": "2024-06-01", "end": "2024-06-30", "measure": "taper_rapid"})
+    assert "not measurable yet" in at.info[0].value
 
 
 def test_variation_on_the_sample_shows_clinics_and_the_quarterly_trend(sample_env):
@@ -227,12 +232,18 @@ def test_variation_on_the_sample_shows_clinics_and_the_quarterly_trend(sample_en
 
 
 def test_the_factor_set_changes_the_doses(sample_env):
-    # Tramadol and tapentadol have no factor in the CDC 2016 set: long-term patients' average dose falls.
-    def pooled(factors):
+    # Tramadol and tapentadol have no factor in the CDC 2016 set. Their long-term patients are left out of
+    # the average dose and the page says how many (93 of the sample's 557 long-term patients in 2025: the
+    # patients of measure_ltot_dose with dose_unknown true), instead of averaging them in at 0 MME (which
+    # once made the CDC 2016 average fall from 65.1 to 56.2 MME a day without a word).
+    def page(factors):
         query = {"measure": "mean_daily_mme", **({"factors": factors} if factors else {})}
-        return float(metrics(run("variation", query, timeout=180))["Pooled value"].split()[0])
+        return run("variation", query, timeout=180)
 
-    assert pooled("cdc2016") < pooled(None)
+    at16, at22 = page("cdc2016"), page(None)
+    assert any(w.value.startswith("93 patients left out: dose unknown") for w in at16.warning)
+    assert not any("left out: dose unknown" in w.value for w in at22.warning)
+    assert metrics(at16)["Pooled value"] != metrics(at22)["Pooled value"]
 
 
 # --- Tapers ------------------------------------------------------------------------------------------
@@ -277,9 +288,12 @@ def test_profile_shows_one_clinician_beside_anonymous_peers(worked):
     at = run("profile", {**H1, "clinician": code})
     assert at.selectbox(key="clinician").value == code
     table = at.dataframe[0].value.set_index("Measure")
-    # D3's patients T1, T2 in the long-term measures; both peers (D1: L2 0/1, D2: 0/2) have lower shares.
+    # D3's patients T1, T2 in the long-term measures. Its colleagues (D1: L2 0/1, D2: 0/2) used to be counted as
+    # peers ("100% of 2"); peers are now the clinicians with at least 11 patients (issue 12: one peer group,
+    # the letter's), and nobody here has them.
     row = table.loc["Long-term patients at 90 MME a day or more"]
-    assert row["Your patients"] == 2 and row["Peers with a lower figure"] == "100% of 2"
+    assert row["Your patients"] == 2 and row["Peers with a lower figure"] == "no peer to compare with"
+    assert row["Compared with peers"] == "no clinician has the 11 patients needed to be judged"
     assert "shrunken" in at.markdown[0].value and "not judgement" in at.markdown[0].value
     peers = charts(at)[0]
     assert {tr["name"] for tr in peers["data"]} == {"peers", "peer median", "you"}
@@ -383,3 +397,221 @@ def test_charts_offer_downloads_without_building_them(worked):
     at = run("tapers", {**H1, "panel": "Daily dose around tapers"})
     keys = {b.key for b in at.get("download_button")}
     assert "dl_taper_trajectories_png" in keys and "dl_taper_trajectories_csv" not in keys   # no patient data
+
+
+# --- Issue 12: small numbers, one definition per figure -----------------------------------------------------
+
+def _markdown(at: AppTest) -> str:
+    return " ".join(x.value for x in at.markdown)
+
+
+def test_overview_says_when_no_clinician_can_be_judged_and_when_variation_cannot_be_estimated(worked):
+    # The worked example's clinicians have 1-2 patients in each measure (H1): nobody has the 11 needed, so
+    # no "0" outside the limits and no MOR of 1.00 by default.
+    at = run("overview", H1)
+    text = _markdown(at)
+    assert "No clinician has the 11 patients needed to be judged." in text
+    assert "too few to estimate" in text
+    assert "1.00" not in text
+
+
+def test_variation_cards_and_funnel_show_too_few_to_judge(worked):
+    at = run("variation", {**H1, "measure": "high_dose_50"})
+    m = metrics(at)
+    assert m["Outside the 99.8% limits"] == "none judged" and m["Median odds ratio"] == "too few to estimate"
+    assert "No clinician has the 11 patients needed to be judged" in at.info[0].value
+    funnel = charts(at)[0]
+    names = {tr["name"]: len(tr["customdata"]) for tr in funnel["data"] if tr.get("mode") == "markers"}
+    # D1 (1 patient), D2 (2), D3 (2): all three hollow "too few to judge", none "within limits".
+    assert names == {"Within limits": 0, "Outside 99.8% limits": 0, "Too few to judge": 3}
+    at = run("variation", {**H1, "measure": "high_dose_50", "view": "The numbers"})
+    assert set(at.dataframe[0].value["flag"]) == {"too few to judge"}
+
+
+def test_overview_monthly_chart_counts_the_headline_population(worked):
+    # With exclusions on, L1 (cancer) is out of the headline (9 patients) and out of the chart; with them off
+    # the chart gains L1 in the months L1 filled. Every month's patients are among the headline's.
+    def monthly(query):
+        at = run("overview", query)
+        chart = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("Patients filling"))
+        return dict(zip([x[:7] for x in chart["data"][0]["x"]], values(chart["data"][0]["y"]))), metrics(at)
+
+    on, m_on = monthly(H1)
+    off, m_off = monthly({**H1, "exclusions": "off"})
+    assert max(on.values()) <= int(m_on["Patients with an opioid fill"]) == 9
+    assert sum(off.values()) > sum(on.values()) and all(off[k] - on.get(k, 0) in (0, 1) for k in off)
+
+
+def test_profile_peer_median_is_the_letters(sample_env, sample_duckdb):
+    # One peer group, defined once (feedback.peer_group): the profile page and the letter for the same
+    # clinician, period and filters give the same peer median, measure by measure.
+    from analysis import db, feedback, summary
+
+    engine = db.make_engine(sample_duckdb, read_only=True)   # as the dashboard opens it
+    s = summary.Settings(D(2025, 1, 1), D(2025, 12, 31))
+    with engine.connect() as conn:
+        peers = feedback.compare_all(conn, s, ("C01",))
+        directory = db.read_frame(conn, "clinician_directory")
+    engine.dispose()
+    ids = list(directory["clinician_id"])
+    who = sorted(directory.loc[directory["clinic_id"] == "C01", "clinician_id"])[0]   # a clinician of C01
+    letter = feedback.letter(peers, who, s.min_cell).rows.set_index("measure")
+    code = privacy.pseudonyms(ids, privacy.pseudonym_secret())[who].split()[-1]
+    at = run("profile", {"clinic": "C01", "clinician": code}, timeout=180)
+    table = at.dataframe[0].value.set_index("Measure")
+    from analysis import measures
+    for title, row in letter.iterrows():
+        assert table.loc[title, "Peer median"] == measures.describe_value(row["median"], measures.BY_ID[row["measure_id"]])
+    assert len(letter) >= 5
+    assert "at least 11 cases in the measure" in " ".join(c.value for c in at.caption)
+
+
+# --- Dose unknown (issue 12, part 4) -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def unknown_dose_db(tmp_path_factory):
+    """K1, K2, U1, U2, U3: oxycodone 10 mg, 120 tablets every 30 days from 1 Jul 2024 (12 fills, 60 MME a
+    day, long-term), all with D1; U1-U3 also fill tramadol 50 mg x 120 for 30 days on 1 Feb 2025 (no factor
+    under CDC 2016)."""
+    from analysis import db
+
+    tmp = tmp_path_factory.mktemp("unknown")
+    oxy, tram = "oxycodone hydrochloride 10 MG Oral Tablet", "Tramadol Hydrochloride 50 MG Oral Tablet"
+    pids = ["K1", "K2", "U1", "U2", "U3"]
+    rows = [[f"{p}-{i}", p, "D1", (D(2024, 7, 1) + dt.timedelta(days=30 * i)).isoformat(), oxy, "", "", "", "",
+             "120", "30", ""] for p in pids for i in range(12)]
+    rows += [[f"{p}-T", p, "D1", "2025-02-01", tram, "", "", "", "", "120", "30", ""] for p in pids[2:]]
+    folder = write_dataset(tmp / "d", clinics=CLINICS, clinicians=CLINICIANS,
+                           patients=[[p, "1960-01-01", "F", "0", "0", "0", "0"] for p in pids],
+                           prescriptions=rows, events=[])
+    url = f"duckdb:///{tmp / 'unknown.duckdb'}"
+    engine = db.make_engine(url)
+    ingest.load_directory(engine, folder, tmp / "rejects.csv", as_of=D(2026, 1, 1))
+    engine.dispose()
+    return url
+
+
+Q1 = {"start": "2025-01-01", "end": "2025-03-31", "min_patients": "1"}
+
+
+def test_overview_warns_and_counts_patients_whose_dose_is_unknown(monkeypatch, unknown_dose_db):
+    monkeypatch.setenv("RXDASH_DB_URL", unknown_dose_db)
+    at = run("overview", {**Q1, "factors": "cdc2016"})
+    m = metrics(at)
+    # Fills in Q1: oxycodone on 27 Jan, 26 Feb, 28 Mar (1 Jul 2024 + 210, 240, 270 days) x 5 patients = 15,
+    # plus 3 tramadol = 18; 3 without a dose under CDC 2016 = 16.7% (> 1%): the headline warns.
+    warnings = [w.value for w in at.warning]
+    assert any("16.7% of the period's opioid prescriptions (3 of 18) have no dose" in w for w in warnings), warnings
+    # All 5 are long-term; U1-U3 are left out of the dose shares (not 0 MME): K1, K2 at 60 = 2/2 at >= 50.
+    assert m["On long-term opioid therapy"] == "5"
+    assert m["Long-term at ≥ 50 MME a day"] == "100.0%"
+    assert m["Long-term at ≥ 90 MME a day"] == "0.0%"
+    assert any("3 long-term patients left out: dose unknown" in c.value for c in at.caption)
+    # CDC 2022: tramadol has a factor (0.2): no warning, nobody left out; U1-U3 at (90 x 60 + 30 x 40) / 90 = 73.3.
+    at = run("overview", {**Q1, "factors": "cdc2022"})
+    assert not any("have no dose" in w.value for w in at.warning)
+    assert not any("left out: dose unknown" in c.value for c in at.caption)
+    assert metrics(at)["Long-term at ≥ 50 MME a day"] == "100.0%"
+
+
+def test_variation_says_how_many_patients_are_left_out_for_an_unknown_dose(monkeypatch, unknown_dose_db):
+    monkeypatch.setenv("RXDASH_DB_URL", unknown_dose_db)
+    at = run("variation", {**Q1, "factors": "cdc2016", "measure": "mean_daily_mme"})
+    assert any(w.value.startswith("3 patients left out: dose unknown") for w in at.warning), [w.value for w in at.warning]
+    assert metrics(at)["Pooled value"] == "60.0 MME a day"     # K1 and K2 only, never (60 + 60 + 0 x 3) / 5
+    at = run("variation", {**Q1, "factors": "cdc2016", "measure": "benzo_overlap"})   # not dose-based
+    assert not any("left out: dose unknown" in w.value for w in at.warning)
+
+
+# --- The data's start and end (issue 12, section 1; rule in analysis/coverage.py) -------------------------
+
+def _cards(at: AppTest) -> dict:
+    return {m.label: m for m in at.metric}
+
+
+def _count(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def test_overview_default_year_marks_tapers_provisional_and_compares_with_2024(sample_env):
+    at = run("overview", timeout=300)
+    cards = _cards(at)
+    # The default is the calendar year 2025 (the data end 31 Dec 2025). A taper needs 210 days from its start,
+    # so only starts to 5 Jun 2025 can be followed up: the count (14 + 10 + 7 + 1 = 32 by quarter, issue 12)
+    # is provisional and never compared (it read "32, down 44").
+    tapers = cards["Tapers and discontinuations"]
+    assert (tapers.value, tapers.proto.delta) == ("32", "provisional")
+    assert "Only 01 Jan 2025 to 05 Jun 2025 can be measured" in tapers.proto.help
+    abrupt = cards["Abrupt discontinuations"]
+    assert (abrupt.value, abrupt.proto.delta) == ("5", "provisional")
+    # Long-term figures need 120 days after each day: provisional after 3 Sep 2025.
+    assert cards["On long-term opioid therapy"].proto.delta == "provisional"
+    # Patients with an opioid fill need nothing outside the period: compared with the calendar year 2024.
+    text = " ".join(x.value for x in at.markdown)
+    assert "Changes are against the previous period, 2024 (01 Jan 2024 to 31 Dec 2024)." in text
+    in_2024 = metrics(run("overview", {"start": "2024-01-01", "end": "2024-12-31"}, timeout=300))
+    assert in_2024["Tapers and discontinuations"] == "76"    # complete in 2024: 11 + 24 + 21 + 20 (issue 12)
+    now = _count(cards["Patients with an opioid fill"].value)
+    assert cards["Patients with an opioid fill"].proto.delta == f"{now - _count(in_2024['Patients with an opioid fill']):+,}"
+    # The tapers-by-month chart: bars adding up by quarter to 14, 10, 7, 1; June shaded provisional (measurable
+    # to the 5th), July to December not measurable: 7 shaded months, both states in the legend.
+    fig = next(c for c in charts(at) if "by month of start" in c["layout"]["title"]["text"])
+    counts = values(fig["data"][0]["y"])
+    assert [sum(counts[i:i + 3]) for i in (0, 3, 6, 9)] == [14, 10, 7, 1]
+    assert len(fig["layout"]["shapes"]) == 7
+    assert {"Shaded: provisional", "Shaded: not measurable yet"} <= {d.get("name") for d in fig["data"]}
+
+
+def test_overview_first_half_year_of_2023_says_what_has_no_history(sample_env):
+    at = run("overview", {"start": "2023-01-01", "end": "2023-06-30"}, timeout=300)
+    tapers = _cards(at)["Tapers and discontinuations"]
+    # Only 30 Jun 2023 has a whole 180-day baseline (2023-01-01 + 180 days): 0 tapers, provisional.
+    assert (tapers.value, tapers.proto.delta) == ("0", "provisional")
+    assert "Only 30 Jun 2023 to 30 Jun 2023 can be measured" in tapers.proto.help
+    # New starts need 90 days of history: only 1 Apr - 30 Jun: the issue's 83.2% and 79.8% are provisional.
+    cells = [x.value for x in at.markdown]
+    assert "83.2%  \n:gray[provisional]" in cells and "79.8%  \n:gray[provisional]" in cells
+    assert any(c.startswith("- No change is shown: the data do not reach back to the previous period") for c in cells)
+    # The first quarter: no day has its baseline, look-back or 120 days before it: a word instead of a number.
+    at = run("overview", {"start": "2023-01-01", "end": "2023-03-31"}, timeout=300)
+    cards = _cards(at)
+    for name in ("Tapers and discontinuations", "Abrupt discontinuations",
+                 "On long-term opioid therapy"):                        # 2023-01-01 + 120 days = 1 May 2023
+        assert (cards[name].value, cards[name].proto.delta) == ("–", "not measurable yet"), name
+    assert cards["Patients with an opioid fill"].proto.delta != "not measurable yet"
+    text = " ".join(x.value for x in at.markdown)
+    assert "**New starts given more than 7 days**: not measurable yet: no day of the period can be measured" in text
+    fig = next(c for c in charts(at) if "by month of start" in c["layout"]["title"]["text"])
+    assert len(fig["layout"]["shapes"]) == 3                            # January, February, March all shaded
+
+
+def test_overview_on_23_days_says_the_benzodiazepine_measure_needs_30(sample_env):
+    at = run("overview", {"start": "2025-03-01", "end": "2025-03-23"}, timeout=300)
+    text = " ".join(x.value for x in at.markdown)
+    assert "**Opioids with benzodiazepines**: needs a period of at least 30 days" in text
+    assert not any("benzo_overlap" in str(x.proto) for x in at.get("page_link"))   # not ranked on 0.0%
+    # 23 days are compared with the 23 days before: 6 Feb (28 - 22) to 28 Feb 2025.
+    assert "Changes are against the previous period, 06 Feb 2025 to 28 Feb 2025." in text
+
+
+def test_tapers_and_variation_pages_follow_the_same_rule(sample_env):
+    # 2025: tapers measurable to 5 Jun 2025 (210-day follow-up): the Tapers page says provisional.
+    at = run("tapers", timeout=300)
+    assert any(w.value.startswith("**Provisional.** Only 01 Jan 2025 to 05 Jun 2025 can be measured") for w in at.warning)
+    # Q1 2023: no taper has its 180-day baseline: a word, no chart.
+    at = run("tapers", {"start": "2023-01-01", "end": "2023-03-31"}, timeout=300)
+    assert "not measurable yet" in at.info[0].value and not at.get("plotly_chart")
+    # 23 days: the benzodiazepine measure's funnel is not drawn on a figure that cannot be met.
+    at = run("variation", {"start": "2025-03-01", "end": "2025-03-23", "measure": "benzo_overlap"}, timeout=300)
+    assert "needs a period of at least 30 days" in at.info[0].value and not at.get("plotly_chart")
+
+
+def test_methods_page_states_the_measurability_rule_and_each_measures_days(sample_env):
+    at = run("methods", timeout=300)
+    assert any("day d can be measured when d − before" in x.value for x in at.markdown)
+    table = next(d.value for d in at.dataframe if "days before" in d.value.columns).set_index("measure")
+    row = table.loc["Tapers faster than 40% a month"]
+    # 180-day baseline, 30 x 7 = 210 days of follow-up; in 2025 (the default) measurable to 5 Jun 2025.
+    assert (row["days before"], row["days from the day on"]) == ("180", "210")
+    assert (row["this period"], row["measurable part"]) == ("provisional", "01 Jan 2025 to 05 Jun 2025")
+    assert table.loc["Opioids with benzodiazepines", "shortest period (days)"] == "30"

@@ -41,12 +41,12 @@ def test_list_parameters_are_bound_values_never_sql(engine, tmp_path):
     from tests.fixtures import write_dataset
 
     ingest.load_directory(engine, write_dataset(tmp_path / "d"), tmp_path / "r.csv")
-    params = {"start": "2025-01-01", "end": "2025-12-31", "all_clinicians": False}
+    params = {"start": "2025-01-01", "end": "2025-12-31", "all_clinicians": False, "exclude": True}
     with engine.connect() as conn:
         assert db.read_frame(conn, "monthly_opioid_fills", {**params, "clinician_ids": tuple(INJECTIONS)}).empty
         assert db.read_frame(conn, "monthly_opioid_fills", {**params, "clinician_ids": ()}).empty   # empty list
         got = db.read_frame(conn, "monthly_opioid_fills", {**params, "clinician_ids": ("D1",) + tuple(INJECTIONS)})
-        # D1 wrote R1 (Jan) and R2 (Jan 31) for P1.
+        # P1 is attributed to D1, who wrote R1 (Jan) and R2 (Jan 31).
         assert got[["patients", "prescriptions"]].values.tolist() == [[1, 2]]
         assert db.read_frame(conn, "data_bounds").iloc[0]["data_start"] is not None   # prescriptions still there
 

@@ -52,6 +52,8 @@ FACTORS = {
     "methadone": (4.7, "tiered", 3), "tramadol": (0.2, None, 0.1), "tapentadol": (0.4, None, 0.4),
     "meperidine": (0.1, 0.1, 0.1), "butorphanol": (7, 7, 7), "levorphanol": (11, 11, 11),
     "pentazocine": (0.37, 0.37, 0.37), "dihydrocodeine": (0.25, 0.25, 0.25), "opium": (1, 1, 1),
+    # Listed by the CDC MME data file only (issue 12: every ingredient the cited source lists).
+    "propoxyphene": (None, None, 0.23), "levomethadyl": (None, None, 8),
 }
 SETS = ("cdc2022", "cdc2016", "cdc_file_2018")
 
@@ -403,3 +405,169 @@ def test_stored_long_term_episodes_equal_the_episodes_measured_from_scratch(engi
     assert len(live) == len(LTOT_CASES)
     for col in ["patient_id", "episode_start", "episode_end", "duration_days", "fills", "days_supply", "is_ltot"]:
         assert [str(v) for v in live[col]] == [str(v) for v in stored[col]], col
+
+
+# --- Every spelling of a unit and a dose form (issue 12, part 4) -----------------------------------------
+
+def given(rx_id, pid, day, ingredient, strength, unit, form, quantity, days, name=""):
+    """A prescription whose ingredient, strength, unit and dose form are given as fields (FDA/CDC style)."""
+    return [rx_id, pid, "D1", day.isoformat(), name, ingredient, strength, unit, form, str(quantity), str(days), ""]
+
+
+# Fentanyl 50 mcg/hr, 10 patches over 30 days, in the spellings of RxNorm, FDA SPL, the CDC file and
+# hand-made extracts. Right: 50 x 2.4 = 120 MME a day (CDC 2022, 2016); the 2018 file's 7.2 x 10 / 30 x 50
+# = 120 too. Before the vocabulary, 'PATCH, EXTENDED RELEASE' gave 0 (only "transdermal" was a patch).
+PATCHES = [
+    ("fentanyl", "50", "MCG/HR", "PATCH, EXTENDED RELEASE"),
+    ("fentanyl", "50", "mcg/h", "Transdermal System"),
+    ("fentanyl", "50", "MCG/1HR", "FILM, EXTENDED RELEASE"),
+    ("fentanyl", "50", "mcg/hr", "Transdermal Patch"),
+    ("fentanyl", "50", "µg/hr", "patch"),
+    ("fentanyl", "50", "ug/h", ""),                     # per hour: a patch whatever the form says
+    ("fentanyl", "0.05", "MG/HR", "PATCH"),
+    ("Fentanyl Citrate", "50", "MCG/HR", "Patch, Extended Release"),
+]
+
+
+def test_fentanyl_patch_in_every_spelling_is_120_mme(engine, tmp_path):
+    rows = [given(f"F{i}", "P1", D(2025, 1, 1), *p, 10, 30) for i, p in enumerate(PATCHES)]
+    rows.append(fill("FN", "P1", D(2025, 1, 1), "Fentanyl 50 MCG/HR PATCH, EXTENDED RELEASE", 10, 30))
+    load(engine, tmp_path, [patient("P1")], rows)
+    for factor_set in SETS:
+        got = run(engine, "rx_daily_mme", factor_set).set_index("rx_id")["daily_mme"]
+        assert got.to_dict() == {r[0]: pytest.approx(120) for r in rows}, factor_set
+
+
+# Oxycodone 5 mg per 5 mL = 1 mg/mL; 150 mL over 10 days = 15 mL a day = 15 mg x 1.5 = 22.5 MME a day
+# (before: 5 MG/5ML read as 5 mg/mL gave 112.5).
+LIQUIDS = [
+    ("oxycodone", "5", "MG/5ML", "SOLUTION; ORAL"),
+    ("oxycodone", "5", "mg/5 mL", "Oral Solution"),
+    ("oxycodone", "1", "MG/ML", "Oral Solution"),
+    ("oxycodone", "1", "mg/1mL", "SOLUTION"),
+    ("oxycodone", "1000", "MCG/ML", "Oral Solution"),
+]
+
+
+def test_liquids_per_5_ml_are_per_ml(engine, tmp_path):
+    rows = [given(f"L{i}", "P1", D(2025, 1, 1), *x, 150, 10) for i, x in enumerate(LIQUIDS)]
+    rows.append(fill("LN", "P1", D(2025, 1, 1), "Oxycodone Hydrochloride 5 MG/5ML Oral Solution", 150, 10))
+    load(engine, tmp_path, [patient("P1")], rows)
+    got = run(engine, "rx_daily_mme").set_index("rx_id")["daily_mme"]
+    assert got.to_dict() == {r[0]: pytest.approx(22.5) for r in rows}
+
+
+# Transmucosal fentanyl, CDC oral MME data file notes 2-4: buccal/sublingual tablets and lozenges 0.13 per
+# mcg, films and oral sprays 0.18, nasal spray 0.16. CDC 2022 and 2016 list fentanyl only as transdermal,
+# so under them these have no factor (dose unknown), never 0 MME.
+TRANSMUCOSAL = [
+    # (spelling, strength, unit, form, quantity, days, MME a day under cdc_file_2018)
+    ("buccal 200 mcg x 4 a day: 200 x 4 x 0.13 = 104", "200", "MCG", "Buccal Tablet", 120, 30, 104),
+    ("FDA spelling", "200", "MCG", "TABLET; BUCCAL", 120, 30, 104),
+    ("sublingual, ug", "200", "ug", "Sublingual Tablet", 120, 30, 104),
+    ("lozenge 400 mcg x 2 a day: 400 x 2 x 0.13 = 104", "400", "MCG", "Lozenge", 60, 30, 104),
+    ("LOZENGE", "0.4", "MG", "LOZENGE", 60, 30, 104),
+    ("CDC spelling", "400", "mcg", "Lozenge/Troche", 60, 30, 104),
+    ("nasal spray 100 mcg x 4 a day: 100 x 4 x 0.16 = 64", "100", "MCG/ACTUAT", "Nasal Spray", 120, 30, 64),
+    ("FDA spelling, per spray", "100", "mcg per spray", "SPRAY; NASAL", 120, 30, 64),
+    ("film 200 mcg x 4 a day: 200 x 4 x 0.18 = 144", "200", "MCG", "Buccal Film", 120, 30, 144),
+    ("oral spray 100 mcg x 4 a day: 100 x 4 x 0.18 = 72", "100", "MCG/ACTUAT", "SPRAY; SUBLINGUAL", 120, 30, 72),
+]
+
+
+def test_transmucosal_fentanyl_under_the_cdc_file_and_unknown_under_the_guidelines(engine, tmp_path):
+    rows = [given(f"T{i}", "P1", D(2025, 1, 1), "fentanyl", s, u, f, q, d) for i, (_, s, u, f, q, d, _) in
+            enumerate(TRANSMUCOSAL)]
+    rows.append(fill("TN", "P1", D(2025, 1, 1), "fentanyl citrate 0.2 MG Buccal Tablet", 120, 30))
+    load(engine, tmp_path, [patient("P1")], rows)
+    got = run(engine, "rx_daily_mme", "cdc_file_2018").set_index("rx_id")["daily_mme"]
+    expected = {f"T{i}": pytest.approx(x[-1]) for i, x in enumerate(TRANSMUCOSAL)} | {"TN": pytest.approx(104)}
+    assert got.to_dict() == expected
+    for factor_set in ("cdc2022", "cdc2016"):
+        got = run(engine, "rx_daily_mme", factor_set)
+        assert set(got["mme_status"]) == {"no_factor"} and got["daily_mme"].isna().all(), factor_set
+
+
+def test_factor_rows_never_overlap(engine, tmp_path):
+    # rx_mme joins a factor on ingredient, unit and form group 'any' or the prescription's: an ingredient and
+    # unit with both an 'any' row and a form row would count a prescription twice.
+    load(engine, tmp_path, [patient("P1")], [fill("O1", "P1", D(2025, 1, 1), OXY10, 60, 30)])
+    with engine.connect() as conn:   # the reference as the load put it into the database
+        ref = pd.read_sql_query("select factor_set, ingredient, strength_unit, form_group from ref_mme_factors "
+                                "where daily_mg_above is null", conn)
+    grouped = ref.groupby(["factor_set", "ingredient", "strength_unit"])["form_group"].agg(list)
+    assert all("any" not in g or len(g) == 1 for g in grouped), grouped[grouped.map(len) > 1]
+
+
+# --- Dose unknown: left out, never 0 MME ---------------------------------------------------------------
+
+TRAMADOL = "Tramadol Hydrochloride 50 MG Oral Tablet"   # no factor under CDC 2016; 0.2 under CDC 2022
+
+
+def unknown_dose_data():
+    """K1, K2: oxycodone 60 MME a day (120 tablets of 10 mg per 30 days, every 30 days from 1 Jul 2024, 12
+    fills: long-term). U1: the same, plus one tramadol fill on 1 Feb 2025 (120 x 50 mg / 30 days)."""
+    rows = []
+    for pid in ("K1", "K2", "U1"):
+        rows += monthly(pid, D(2024, 7, 1), [60] * 12)
+    rows.append(fill("U1-T", "U1", D(2025, 2, 1), TRAMADOL, 120, 30))
+    return [patient(p) for p in ("K1", "K2", "U1")], rows
+
+
+def measure_rows(engine, measure_id, factor_set, unknown=False, start=D(2025, 1, 1), end=D(2025, 3, 31)):
+    from analysis import measures
+    m = measures.BY_ID[measure_id]
+    params = measures.sql_params(m, start, end, D(2024, 7, 1), D(2025, 5, 27), dose.DoseParams(factor_set))
+    with engine.connect() as conn:
+        return db.read_frame(conn, m.query, {**params, "dose_unknown": unknown}).sort_values("patient_id")
+
+
+def test_a_patient_with_a_prescription_of_unknown_dose_is_left_out_not_zero(engine, tmp_path):
+    load(engine, tmp_path, *unknown_dose_data())
+    # CDC 2016: U1's tramadol (1 Feb - 2 Mar) has no factor, so U1's Q1 dose is unknown: left out of the
+    # long-term dose measures and of naloxone at 50 (K1, K2 stay at 60 MME a day), and listed as left out.
+    for mid in ("high_dose_90", "high_dose_50", "mean_daily_mme"):
+        kept = measure_rows(engine, mid, "cdc2016")
+        assert kept["patient_id"].tolist() == ["K1", "K2"], mid
+        assert kept["value"].tolist() == [pytest.approx(60), pytest.approx(60)]
+        assert measure_rows(engine, mid, "cdc2016", unknown=True)["patient_id"].tolist() == ["U1"], mid
+    assert measure_rows(engine, "naloxone_at_50", "cdc2016")["patient_id"].tolist() == ["K1", "K2"]
+    assert measure_rows(engine, "naloxone_at_50", "cdc2016", unknown=True)["patient_id"].tolist() == ["U1"]
+    # CDC 2022: tramadol 4 x 50 mg x 0.2 = 40 MME a day for 30 days, on top of 60 for all 90 days of Q1:
+    # U1's average = (90 x 60 + 30 x 40) / 90 = 73.33; nobody is left out.
+    kept = measure_rows(engine, "mean_daily_mme", "cdc2022")
+    assert kept["value"].tolist() == [pytest.approx(60), pytest.approx(60), pytest.approx(6600 / 90)]
+    assert measure_rows(engine, "mean_daily_mme", "cdc2022", unknown=True).empty
+    # Q4 2024 has no tramadol: U1 is known there under CDC 2016 too ("in the period" means supply in it).
+    q4 = measure_rows(engine, "mean_daily_mme", "cdc2016", start=D(2024, 10, 1), end=D(2024, 12, 31))
+    assert q4["patient_id"].tolist() == ["K1", "K2", "U1"]
+
+
+def test_prescriptions_without_a_dose_in_the_period(engine, tmp_path):
+    load(engine, tmp_path, *unknown_dose_data())
+    # Fills in Q1 2025: oxycodone on 27 Jan, 26 Feb, 28 Mar for each of 3 patients (1 Jul 2024 + 210, 240,
+    # 270 days) = 9, plus the tramadol = 10; under CDC 2016 1 has no dose: 10%.
+    from analysis import dose_unknown
+    params = {**dose.DoseParams("cdc2016").sql(), "start": D(2025, 1, 1), "end": D(2025, 3, 31)}
+    with engine.connect() as conn:
+        rows = db.read_frame(conn, "period_dose_coverage", params)
+        rows22 = db.read_frame(conn, "period_dose_coverage", {**params, "factor_set": "cdc2022"})
+    assert dose_unknown.share_without_dose(rows) == (10, 1, pytest.approx(0.1))
+    assert "10.0% of the period's opioid prescriptions (1 of 10) have no dose" in dose_unknown.warning(rows, "CDC 2016")
+    assert dose_unknown.share_without_dose(rows22) == (10, 0, 0.0)
+    assert dose_unknown.warning(rows22, "CDC 2022") is None
+
+
+def test_a_switch_to_a_drug_with_no_factor_is_not_a_taper(engine, tmp_path):
+    # 60 MME a day of oxycodone from 1 Jan 2024 for 9 months (9 fills), then tramadol 120 x 50 mg a month for
+    # 6 months. CDC 2022: 60 -> 40 MME a day is a 33% fall, a taper (>= 15%). CDC 2016: tramadol has no
+    # factor, so the "fall to 0" is a switch to a dose we cannot compute: the taper is left out, not counted.
+    rows = monthly("S1", D(2024, 1, 1), [60] * 9)
+    rows += [fill(f"S1-T{i}", "S1", D(2024, 1, 1) + dt.timedelta(days=270 + 30 * i), TRAMADOL, 120, 30)
+             for i in range(6)]
+    load(engine, tmp_path, [patient("S1")], rows)
+    params = {**dose.TaperParams().sql(D(2024, 1, 1), D(2025, 3, 28))}
+    assert len(run(engine, "tapers_attributed", "cdc2022", **params)) == 1
+    assert run(engine, "tapers_attributed", "cdc2016", **params).empty
+    left_out = run(engine, "tapers_attributed", "cdc2016", **{**params, "dose_unknown": True})
+    assert left_out["taper_start"].tolist() == [D(2024, 9, 27)]   # 1 Jan 2024 + 270 days

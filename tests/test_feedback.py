@@ -108,3 +108,56 @@ def test_the_peer_strip_draws_each_peer_or_their_spread():
                               percent=True)
     assert many.count("<line") == 2 and many.count("<rect") == 2                     # axis, whiskers; box, median
     assert "<polygon" not in many and "<circle" not in many                          # no own figure, no benchmark
+
+
+def test_peers_are_defined_once_and_small_clinicians_are_too_few_to_judge():
+    from analysis import stats
+
+    m = measures.BY_ID["high_dose_90"]
+    units = pd.DataFrame({"unit_id": list("ABCDE"), "clinic_id": "C1", "numerator": [2, 3, 5, 1, 4],
+                          "denominator": [20, 30, 40, 5, 11]})
+    result = measures.compare(units, m)
+    # Peers of A: the others with at least 11 patients (B, C, E); D's 5 patients are not a peer's figure.
+    assert list(feedback.peer_group(result.units, "A")["unit_id"]) == ["B", "C", "E"]
+    row = feedback.peer_row(result, m, "A")
+    assert row["n_peers"] == 3
+    assert row["median"] == pytest.approx(result.units.set_index("unit_id").loc[["B", "C", "E"], "shrunk_value"].median())
+    d = feedback.peer_row(result, m, "D")
+    assert d["position"] == "too few patients to judge" and stats.MIN_DENOMINATOR == 11
+
+
+def test_a_clinician_at_twelve_of_twelve_among_such_peers_is_within_chance():
+    # The letter: 12 clinicians with 12 new starts each, all over 7 days (pooled 100%). A clinician
+    # at the peer median is not "above the range chance alone would explain".
+    m = measures.BY_ID["new_start_over_7d"]
+    units = pd.DataFrame({"unit_id": [f"D{i}" for i in range(12)], "clinic_id": "C1", "numerator": [12] * 12,
+                          "denominator": [12] * 12})
+    row = feedback.peer_row(measures.compare(units, m), m, "D0")
+    assert row["position"] == "within the range chance alone would explain"
+    # Nobody with 11 or more: the letter says so in the measure's own word.
+    few = pd.DataFrame({"unit_id": ["A", "B"], "clinic_id": "C1", "numerator": [1, 2], "denominator": [3, 4]})
+    row = feedback.peer_row(measures.compare(few, m), m, "A")
+    assert row["position"] == "no clinician has the 11 new starts needed to be judged" and row["n_peers"] == 0
+
+
+def test_letters_say_what_the_period_cannot_measure(sample_duckdb):
+    import datetime as dt
+
+    from analysis import db
+
+    engine = db.make_engine(sample_duckdb, read_only=True)
+    with engine.connect() as conn:
+        short = summary.Settings(dt.date(2025, 3, 1), dt.date(2025, 3, 23))     # 23 days
+        last_year = summary.Settings(dt.date(2025, 1, 1), dt.date(2025, 12, 31))
+        peers_short, peers_year = feedback.compare_all(conn, short), feedback.compare_all(conn, last_year)
+    engine.dispose()
+    # 23 days cannot hold 30 days of overlapping supply: no benzodiazepine figure, and the letter says why.
+    assert "benzo_overlap" not in peers_short.results
+    text = feedback.page(feedback.letter(peers_short, "D0002", 11), short, peers_short.scope)
+    assert "<b>Opioids with benzodiazepines</b>: needs a period of at least 30 days" in text
+    # 2025: tapers need a 210-day follow-up, so only starts to 5 Jun 2025 can be measured: provisional.
+    text = feedback.page(feedback.letter(peers_year, "D0002", 11), last_year, peers_year.scope)
+    assert "<b>† provisional</b>: near the data's start or end, only 01 Jan 2025 to 05 Jun 2025 or 01 Jan 2025 to " \
+        "03 Sep 2025 can be measured yet" in text                         # (the second: long-term figures)  # + long-term
+    assert "Your tapers † <span class='small muted'>provisional</span>" in text
+    assert "Tapers faster than 40% a month †" in text

@@ -84,7 +84,7 @@ def test_summarize_writes_the_four_files_on_both_databases(sample_engine, tmp_pa
     assert sorted(set(consistency["quarter_start"])) == ["2024-01-01", "2024-04-01"]
     tapers = pd.read_csv(out / "tapers.csv")
     assert list(tapers.columns) == ["clinician_id", "clinic_id", "patient_key", "baseline_mme", "taper_start",
-                                    "end_mme", "max_monthly_reduction_pct", "category"]
+                                    "end_mme", "max_monthly_reduction_pct", "category", "follow_up"]
     assert tapers["max_monthly_reduction_pct"].between(0, 100).all()
     assert counts["tapers"] == len(tapers) > 0
     readme = (out / "README.txt").read_text(encoding="utf-8")
@@ -94,3 +94,46 @@ def test_summarize_writes_the_four_files_on_both_databases(sample_engine, tmp_pa
     # No raw patient identifier in any byte written.
     for path in out.iterdir():
         assert not re.search(rb"P\d{7}", path.read_bytes()), path.name
+
+
+# --- The data's start and end (analysis.coverage) ------------------------------------------------------
+
+def test_summary_says_which_figures_the_data_cannot_measure_yet(sample_duckdb, tmp_path, monkeypatch):
+    from analysis import db
+
+    monkeypatch.setenv(summary.SALT_ENV, "test-secret")
+    engine = db.make_engine(sample_duckdb, read_only=True)
+    # The sample's first 23 days (1-23 Jan 2023; data begin 1 Jan 2023): 30 overlapping days cannot fit
+    # (benzo_overlap); tapers need 180 days before, new starts 90, long-term figures 120: none exists.
+    out = tmp_path / "first"
+    summary.write_summary(engine, summary.Settings(dt.date(2023, 1, 1), dt.date(2023, 1, 23)), out)
+    table = pd.read_csv(out / "clinician_measures.csv").set_index("measure_id")
+    assert table.loc["benzo_overlap", "measurement"] == "needs a period of at least 30 days"
+    for i in ("taper_rapid", "abrupt_discontinuation", "new_start_over_7d", "new_start_to_ltot", "high_dose_90"):
+        assert table.loc[i, "measurement"] == "not measurable yet", i
+        assert pd.isna(table.loc[i, "numerator"]) and pd.isna(table.loc[i, "value"]), i   # no figure at all
+    assert set(table.loc[["naloxone_at_50"], "measurement"]) == {"complete"}
+    readme = (out / "README.txt").read_text(encoding="utf-8")
+    assert "benzo_overlap: needs a period of at least 30 days" in readme
+    assert "taper_rapid: not measurable yet (no day of the period can be measured" in readme
+    # 2025 (data end 31 Dec 2025): a taper needs 210 days from its start, so starts after 5 Jun 2025 are
+    # provisional. The sample's 2025 tapers by quarter of start are 14, 10, 7, 1 (issue 12): the 7 + 1 of
+    # the second half all start after 5 June.
+    out = tmp_path / "last"
+    summary.write_summary(engine, summary.Settings(dt.date(2025, 1, 1), dt.date(2025, 12, 31)), out)
+    table = pd.read_csv(out / "clinician_measures.csv")
+    tapers_rows = table[table["measure_id"] == "taper_rapid"]
+    assert set(tapers_rows["measurement"]) == {"provisional"}
+    assert set(tapers_rows["measurable_from"]) == {"2025-01-01"} and set(tapers_rows["measurable_to"]) == {"2025-06-05"}
+    assert set(table.loc[table["measure_id"] == "new_start_over_7d", "measurement"]) == {"complete"}
+    tapers = pd.read_csv(out / "tapers.csv", parse_dates=["taper_start"])
+    assert len(tapers) == 14 + 10 + 7 + 1
+    late = tapers["taper_start"] > "2025-06-05"
+    assert (tapers.loc[late, "follow_up"] == "provisional").all() and (tapers.loc[~late, "follow_up"] == "complete").all()
+    assert late.sum() >= 7 + 1
+    consistency = pd.read_csv(out / "consistency.csv")
+    q = consistency[consistency["measure_id"] == "taper_rapid"].set_index("quarter_start")["measurement"]
+    # Q1 complete; Q2 measurable to 5 Jun; Q3 and Q4 not at all (1 Jul + 209 days is past the data end).
+    assert q.to_dict() == {"2025-01-01": "complete", "2025-04-01": "provisional", "2025-07-01": "not measurable yet",
+                           "2025-10-01": "not measurable yet"}
+    engine.dispose()

@@ -66,8 +66,9 @@ def render() -> None:
         st.metric("Opioid prescriptions with a computable MME", f"{computable / coverage['prescriptions'].sum():.1%}")
         missing = coverage[coverage["mme_status"] == "no_factor"]
         if not missing.empty:
-            st.warning("These opioid prescriptions have no MME factor in this set. Their days count as days "
-                       "with supply, but their dose is not in any MME figure:")
+            st.warning("These opioid prescriptions have no MME factor in this set, so their dose is unknown. "
+                       "Their patients are left out of the dose measures (high dose, average dose, naloxone, "
+                       "tapers) for the periods they cover, never counted as 0 MME:")
             st.dataframe(missing[["ingredient", "strength_unit", "prescriptions"]], hide_index=True)
 
     st.subheader("Drug descriptions")

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import queries
-from analysis import dose, measures, stats
+from analysis import dose, feedback, measures, stats
 from analysis.display import md
 from dashboard import filters, viewer
 
@@ -56,6 +56,30 @@ def render() -> None:
         "and the DerSimonian–Laird τ² is above zero, additive random-effects limits are used. A unit outside "
         f"the 99.8% limits is flagged, except that units with fewer than {stats.MIN_DENOMINATOR} patients are "
         "never flagged. Rankings use empirical-Bayes shrunken values with 95% intervals.")
+    st.markdown(
+        f"- **Too few to judge.** A clinician (or clinic) with fewer than {stats.MIN_DENOMINATOR} patients, tapers "
+        "or new starts in a measure is *too few to judge*: drawn as a hollow marker, listed as such in tables and "
+        "files, never counted as within or outside the limits. When nobody reaches the minimum, pages say so "
+        f"(\"No clinician has the {stats.MIN_DENOMINATOR} tapers needed to be judged\").\n"
+        "- **0% and 100%.** The interpolated upper limit is just below 100% whenever all n is a likely count, so "
+        "a unit at n/n (or 0/n) is flagged only when chance cannot explain it: the chance of all (or none) of its "
+        "n cases under the pooled rate is below 0.1% (binomial with exact limits; beta-binomial with the same τ² "
+        "when random-effects limits are used). Twelve clinicians each at 12 of 12 (pooled 100%) are all within.\n"
+        "- **Shrinkage that stays sane.** The beta prior is fitted by maximum likelihood with a ≥ 1, b ≥ 1 (no more "
+        "U-shaped than uniform, so with one or two cases each no figure is shrunk to exactly 0% or 100% and every "
+        "interval contains its estimate) and a + b at most the total number of cases (a prior cannot carry more "
+        "information than all the data it came from, so intervals are never narrower than the data). Shrunken "
+        "means carry the uncertainty of the pooled mean too (Morris 1983); limits and intervals for doses never go "
+        "below zero.\n"
+        f"- **Too few to estimate.** The median odds ratio and the 90th/10th centile ratio are computed over units "
+        f"with at least {stats.MIN_DENOMINATOR} cases, only when at least {stats.MIN_UNITS} such units exist (the "
+        "ratio also needs a 10th centile above zero); otherwise they read *too few to estimate*. The Overview, the "
+        "Clinician variation page and the report pack quote the same period figure (`stats.indices`); the report's "
+        "quarterly trend uses only the quarters where it can be estimated.\n"
+        f"- **Peers** (profile page and letters alike): {feedback.PEER_RULE}. The sidebar's minimum only "
+        "decides who is drawn.\n"
+        "- **One population per page.** The Overview's monthly chart counts the headline's patients: exclusions "
+        "applied, each patient counted for the clinician the period attributes them to.")
 
     st.subheader("Parameters in force" if f else "Parameters in force (defaults)")
     if f:
@@ -67,6 +91,32 @@ def render() -> None:
                             _parameters(measures.MeasureParams(), "measures")], ignore_index=True)
                  .astype({"value": str}), hide_index=True, width="stretch")
 
+    st.subheader("The data's start and end")
+    st.markdown(
+        "Some figures need days of data before the day they measure (a taper's baseline, a new start's "
+        "look-back) or from it on (a taper's follow-up and its days without supply, the time it takes to call an "
+        "episode long-term), and some need a period of a certain length. Each measure declares those days once, "
+        "and one rule applies everywhere: **day d can be measured when d − before is on or after the data's first "
+        "fill date and d + after − 1 is on or before its last**. A period is *complete* (the figure is shown), "
+        "*provisional* (some days cannot be measured: the figure is shown marked, never compared), *not "
+        "measurable yet* (no day can: the words replace the figure) or *needs a period of at least N days* (the "
+        "measure's own window does not fit: the words replace the figure). Cards, tables, charts (shaded months), "
+        "exports, the report pack and the letters all use it.")
+    if f:
+        st.caption(f"The data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}; the period is {f.period}.")
+    rows = []
+    for m in (f.measures() if f else measures.MEASURES):
+        n = measures.needs(m, tapers=f.tapers() if f else dose.TaperParams())
+        row = {"measure": m.title, "days before": n.before or "–", "days from the day on": n.after or "–",
+               "shortest period (days)": n.min_period if n.min_period > 1 else "–",
+               "why": "; ".join(x for x in (n.before_why, n.after_why, n.period_why) if x) or "nothing outside the period"}
+        if f:
+            state = f.measurability(m)
+            row["this period"] = state.word or "complete"
+            row["measurable part"] = (f"{state.first:%d %b %Y} to {state.last:%d %b %Y}" if state.first else "none")
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True, width="stretch")
+
     st.subheader("Choices behind the pages")
     st.markdown(
         "- **Filters.** Choosing clinics or specialties keeps the patients attributed to those clinicians; "
@@ -75,8 +125,13 @@ def render() -> None:
         "- **Stored at load.** Long-term episodes and tapers are measured when data are loaded, with the "
         "parameters above; the taper speed bands and the abrupt fraction apply when they are read, so the "
         "sidebar can change them. Changing any other taper parameter needs a new load.\n"
-        "- **Previous period.** The Overview compares with the period of the same length just before, when "
-        "the data cover it.\n"
+        "- **Previous period.** Calendar-aligned: whole calendar months are compared with the same number of "
+        "months just before (2025 with 2024, a quarter with the previous quarter, a month with the previous "
+        "month); any other period with the same number of days just before. A figure shows a change only when "
+        "both periods are complete for it.\n"
+        "- **Default period.** The latest twelve whole calendar months of data (the calendar year when the data "
+        "end on 31 December); with less, the last 365 days. Figures near the data's end are marked provisional "
+        "rather than the period moved back to an older, complete one.\n"
         "- **Roles.** Leaders see clinicians' names; committees see pseudonyms; a clinician sees their own "
         "profile, named, beside anonymous peers; admins see the data pages and the audit log. Small counts are "
         "suppressed in every exported file whatever the role.\n"
@@ -86,12 +141,29 @@ def render() -> None:
         "and why, differs between bands.\n"
         "- **Where clinicians differ most** ranks measures by the median odds ratio (Merlo 2006); the average "
         "dose, which has none, by the ratio of the 90th to the 10th centile of shrunken values.\n"
-        "- **The report pack's reading** counts units outside the 99.8% limits and compares the first and last "
-        "quarter of the period: a change of more than 5% in that index is 'narrowed' or 'widened'.\n"
+        "- **The report pack's reading** counts the judged units outside the 99.8% limits, quotes the period's "
+        "variation index (the Overview's figure) and compares the first and last quarter where it can be "
+        "estimated: a change of more than 5% is 'narrowed' or 'widened'.\n"
         "- **Feedback letters' top-performer benchmark** is the Achievable Benchmark of Care (Kiefe 2001): "
         "clinicians ranked by (x + 1) / (n + 2), best first, until they hold 10% of the patients; their pooled "
         "rate, for measures with a better direction only. A letter shows no figure for a measure with fewer than "
-        "11 of the clinician's patients, and peers are those with at least 11.")
+        "11 of the clinician's patients, and its peers are the profile page's (see Peers above).")
 
     st.subheader("MME conversion factors")
+    st.markdown(
+        "- **Drug spellings.** Units and dose forms are read in one place (`analysis/vocabulary.py`), for drug "
+        "names and given fields alike: mcg, ug and µg are micrograms; MCG/HR, mcg/h and MCG/1HR are a patch's "
+        "mcg per hour (any strength per hour is a patch); MG/5ML is 1 mg per mL; MG/ACTUAT and 'mcg per spray' "
+        "are per spray, with the quantity counting sprays. Dose forms in RxNorm, FDA and CDC spellings "
+        "('Transdermal System', 'PATCH, EXTENDED RELEASE'; 'Buccal Tablet', 'TABLET; BUCCAL', 'Lozenge'; "
+        "'Buccal Film'; 'Sublingual Spray'; 'Nasal Spray', 'SPRAY; NASAL') pick the factor's form group.\n"
+        "- **Transmucosal fentanyl** has factors only in the CDC MME data file (tablets and lozenges 0.13 per "
+        "mcg, films and oral sprays 0.18, nasal spray 0.16). The CDC 2022 and 2016 tables list fentanyl only "
+        "as transdermal, so under them its dose is unknown.\n"
+        "- **Dose unknown, never 0 MME.** A prescription with no factor in the chosen set still counts as days "
+        "with supply, but a patient with such a prescription in supply on any day of the period is left out "
+        "of the dose-based measures (high dose at 50 and 90, average dose, naloxone at 50, tapers and abrupt "
+        "discontinuations, whose baseline and follow-up must have a known dose), because the known part "
+        "alone would understate the dose. The pages say how many are left out, and the Overview warns when "
+        "more than 1% of the period's opioid prescriptions have no dose under the chosen set.")
     st.dataframe(_factor_table(), hide_index=True, width="stretch")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import charts, exports, feedback, measures
+from analysis import charts, exports, feedback, measures, stats
 from analysis.display import md
 from dashboard import data, downloads, filters, viewer
 from dashboard.views import tapers as taper_view
@@ -20,7 +20,7 @@ def peer_rows(f: filters.Filters, clinician_id: str) -> pd.DataFrame:
         if m.unit != "clinician":
             continue
         result = data.compared(m, f.measure_params(m), f.clinicians)
-        if result is not None and (row := feedback.peer_row(result, m, clinician_id, f.min_patients)) is not None:
+        if result is not None and (row := feedback.peer_row(result, m, clinician_id)) is not None:
             out.append(row)
     return pd.DataFrame(out)
 
@@ -48,7 +48,8 @@ def render() -> None:
         code = st.selectbox("Clinician", sorted(codes, key=lambda c: f.label(codes[c])), index=None, key=URL_KEY,
                             placeholder="Choose a clinician", format_func=lambda c: f.label(codes[c]),
                             help="Clinicians are shown by a stable pseudonym unless your role shows names. Peers "
-                                 "are the other clinicians in the sidebar's selection (filter by specialty to "
+                                 f"are the other clinicians in the sidebar's selection with at least "
+                                 f"{stats.MIN_DENOMINATOR} patients in the measure (filter by specialty to "
                                  "compare like with like).")
         if code is None:
             st.info("Choose a clinician to see their figures beside their peers'.", icon=":material/person_search:")
@@ -100,7 +101,8 @@ def render() -> None:
                 f" to {measures.describe_value(hi, measures.BY_ID[i])})"
                 for i, o, lo, hi in zip(rows["measure_id"], rows["own"], rows["own_lower"], rows["own_upper"])],
             "Peer median": [measures.describe_value(v, measures.BY_ID[i]) for i, v in zip(rows["measure_id"], rows["median"])],
-            "Peers with a lower figure": [f"{p:.0f}% of {n:,}" for p, n in zip(rows["percentile"], rows["n_peers"])],
+            "Peers with a lower figure": [f"{p:.0f}% of {n:,}" if n else "no peer to compare with"
+                                          for p, n in zip(rows["percentile"], rows["n_peers"])],
             "Compared with peers": rows["position"],
         })
         st.dataframe(table, hide_index=True, width="stretch")
@@ -112,6 +114,7 @@ def render() -> None:
                                                       derived=["Your figure (allowing for chance)"]))
         st.caption("Lower is not always better: the average dose, for one, carries no verdict. A figure outside "
                    "the range chance would explain is a question worth a conversation, not an answer. "
+                   f"Peer median: {feedback.PEER_RULE} (the same peers as in the feedback letter). "
                    f"Attribution: {measures.ATTRIBUTION_RULE}")
 
     own = tapers[tapers["clinician_id"] == clinician_id]

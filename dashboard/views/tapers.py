@@ -41,6 +41,13 @@ def render() -> None:
     except data.DataUnavailable as e:
         st.error(str(e), icon=":material/error:")
         return
+    state = f.measurability(f.measure("taper_rapid"))    # the data's start and end (analysis.coverage)
+    if not state.has_figure:
+        st.info(f"Tapers {f.span}: {state.word}. {md(state.sentence())}", icon=":material/hourglass_empty:")
+        return
+    if not state.complete:
+        st.warning(f"**Provisional.** {md(state.sentence())} Later tapers' speed, category and any stop may still "
+                   "change as data arrive.", icon=":material/hourglass_top:")
     if tapers.empty:
         st.info(f"No tapers or discontinuations from a baseline of {params.baseline_min_mme:g} MME a day or more "
                 f"started {f.span} ({md(f.scope)}). Try a longer period or more clinics.",

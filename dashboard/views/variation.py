@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import charts, exports, measures, stats
+from analysis import charts, dose, dose_unknown, exports, measures, report, stats
 from analysis.display import md
 from dashboard import data, downloads, filters, viewer
 
@@ -37,6 +37,13 @@ def render() -> None:
     filters.remember("measure", measure_id)
     measure = f.measure(measure_id)
     unit_word = "clinics" if measure.unit == "clinic" else "clinicians"
+    state = f.measurability(measure)     # the data's start and end (analysis.coverage)
+    if not state.has_figure:
+        st.info(f"**{md(measure.title)}** {f.span}: {state.word}. {md(state.sentence())} Choose another period "
+                "(the Methods page explains the rule).", icon=":material/hourglass_empty:")
+        return
+    if not state.complete:
+        st.warning(f"**Provisional.** {md(state.sentence())}", icon=":material/hourglass_top:")
 
     # Fetch and summarise
     try:
@@ -57,12 +64,31 @@ def render() -> None:
 
     # Show
     st.caption(measure.why)
+    if dose_unknown.is_dose_based(measure.query):
+        unknown = f.keep(data.query(measure.query, **{**f.measure_params(measure), "dose_unknown": True}))
+        what = "tapers" if measure.query == "measure_taper_rapid" else "patients"
+        if note := dose_unknown.left_out(len(unknown), what):
+            st.warning(f"{note}. A prescription in supply in the period had no MME factor under "
+                       f"{dose.FACTOR_SETS[f.factor_set]}, so their dose cannot be computed; they are not counted "
+                       "as 0 MME. The Data quality page lists the drugs.", icon=":material/warning:")
     flagged = units[units["flag"].isin(["high", "low"])]
-    metrics = st.columns(4)
+    judged = int((units["flag"] != "too_few").sum())
+    idx = stats.indices(result, measure.kind)   # the same period statistic as the Overview and the report
+    index_name, index_key = (("Median odds ratio", "median_odds_ratio") if measure.kind == "proportion"
+                             else ("90th/10th centile ratio", "p90_p10_ratio"))
+    metrics = st.columns(5)
     metrics[0].metric("Pooled value", measures.describe_value(result.pooled, measure))
-    metrics[1].metric(unit_word.capitalize(), f"{len(units):,}")
-    metrics[2].metric("Outside the 99.8% limits", f"{len(flagged):,}")
-    metrics[3].metric("Overdispersion (φ)", f"{result.phi:.2f}")
+    metrics[1].metric(unit_word.capitalize(), f"{len(units):,}",
+                      help=f"{judged:,} with at least {stats.MIN_DENOMINATOR} {report.case_word(measure)} "
+                           "(judged); the others are too few to judge.")
+    metrics[2].metric("Outside the 99.8% limits", f"{len(flagged):,} of {judged:,}" if judged else "none judged")
+    metrics[3].metric(index_name, report.index_text(idx[index_key], idx["estimable"]),
+                      help=f"Between {unit_word} with at least {stats.MIN_DENOMINATOR} cases, when at least "
+                           f"{stats.MIN_UNITS} have them.")
+    metrics[4].metric("Overdispersion (φ)", f"{result.phi:.2f}")
+    if not judged:
+        st.info(f"{report.too_few_sentence(measure)}: the funnel shows them as too few to judge, and none is "
+                "flagged. A longer period or a wider selection may give a comparison.", icon=":material/info:")
     if shown.empty:
         st.info(f"No {unit_word[:-1]} has {f.min_patients} patients or more in this measure. Lower the minimum "
                 "in the sidebar.", icon=":material/info:")
@@ -84,7 +110,8 @@ def render() -> None:
     hidden = len(units) - len(shown)
     st.caption(f"Limits: {result.limits} (φ {result.phi:.2f}, τ² {result.tau2:.3g}) around the pooled value of "
                f"the {unit_word} selected ({md(f.scope)}). {unit_word.capitalize()} with fewer than "
-               f"{stats.MIN_DENOMINATOR} patients are never flagged"
+               f"{stats.MIN_DENOMINATOR} {report.case_word(measure)} are too few to judge (hollow markers), never "
+               "flagged; one at 0% or 100% is flagged only when chance under the pooled value cannot explain it"
                + (f"; {hidden:,} with fewer than {f.min_patients} patients are counted but not drawn" if hidden else "")
                + f". Numerator: {measure.numerator}. Denominator: {measure.denominator}. "
                f"Attribution: {measures.ATTRIBUTION_RULE}")
@@ -105,6 +132,9 @@ def render() -> None:
         if quarter_tab.open:
             by_quarter = trend(f, measure)
             if len(by_quarter) >= 2:
+                if not by_quarter["estimable"].all():
+                    st.caption(f"Quarters with fewer than {stats.MIN_UNITS} {unit_word} of {stats.MIN_DENOMINATOR} "
+                               "cases are left blank: too few to estimate.")
                 downloads.show(charts.consistency_trend_chart(
                     by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
                     f"{measure.id}_by_quarter", f, context,
@@ -122,6 +152,7 @@ def _table(shown: pd.DataFrame, measure: measures.Measure, percent: bool) -> Non
     fmt = "percent" if percent else "%.1f"
     table = shown[["unit_label", "clinic_name", "numerator", "denominator", "value", "shrunk_value", "shrunk_lower",
                    "shrunk_upper", "flag"]].sort_values("shrunk_value", ascending=False)
+    table["flag"] = table["flag"].map(lambda x: stats.FLAG_WORDS.get(x, x))
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"unit_label": "Clinic" if measure.unit == "clinic" else "Clinician",
                                 "clinic_name": "Clinic",
@@ -132,4 +163,4 @@ def _table(shown: pd.DataFrame, measure: measures.Measure, percent: bool) -> Non
                                 "shrunk_value": st.column_config.NumberColumn("Shrunken", format=fmt),
                                 "shrunk_lower": st.column_config.NumberColumn("95% from", format=fmt),
                                 "shrunk_upper": st.column_config.NumberColumn("95% to", format=fmt),
-                                "flag": "Outside 99.8% limits"})
+                                "flag": "Against the 99.8% limits"})
