@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import charts, dose, dose_unknown, exports, measures, report, stats
+from analysis import charts, coverage, dose, dose_unknown, exports, measures, report, stats
 from analysis.display import md
 from dashboard import data, downloads, filters, viewer
 
@@ -18,8 +18,18 @@ def trend(f: filters.Filters, measure: measures.Measure) -> pd.DataFrame:
     for q_start, q_end in measures.quarters(f.start, f.end):
         result = data.compared(measure, f.measure_params(measure, q_start, q_end), f.clinicians)
         if result is not None and len(result.units) >= 2:
-            out.append({"quarter_start": q_start, **stats.indices(result, measure.kind)})
+            out.append({"quarter_start": q_start, **stats.indices(result, measure.kind),
+                        # analysis.coverage: a quarter whose days are not all measurable is shaded on the chart
+                        "measurement": f.measurability(measure, q_start, q_end).state})
     return pd.DataFrame(out)
+
+
+def quarter_spans(by_quarter: pd.DataFrame) -> list[tuple[object, object, str]]:
+    """Shaded stretches of the quarterly chart (a point stands on the quarter's first day): each incomplete
+    quarter from halfway to the quarter before to halfway to the next, so neighbouring shades meet."""
+    half = pd.Timedelta(days=45)
+    return [(pd.Timestamp(q) - half, pd.Timestamp(q) + half, state)
+            for q, state in zip(by_quarter["quarter_start"], by_quarter["measurement"]) if state != coverage.COMPLETE]
 
 
 def render() -> None:
@@ -135,9 +145,13 @@ def render() -> None:
                 if not by_quarter["estimable"].all():
                     st.caption(f"Quarters with fewer than {stats.MIN_UNITS} {unit_word} of {stats.MIN_DENOMINATOR} "
                                "cases are left blank: too few to estimate.")
-                downloads.show(charts.consistency_trend_chart(
-                    by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
-                    f"{measure.id}_by_quarter", f, context,
+                fig = charts.shade_incomplete(
+                    charts.consistency_trend_chart(
+                        by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
+                    quarter_spans(by_quarter),
+                    "Shaded quarters: some of their days cannot be measured yet (see the Methods page); "
+                    f"data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}.")
+                downloads.show(fig, f"{measure.id}_by_quarter", f, context,
                     lambda: exports.suppressed_csv(by_quarter, counts=[]))
             else:
                 st.info("Pick a period of two quarters or more to see whether variation is narrowing.",
