@@ -119,6 +119,7 @@ class Letter:
     tapers: TaperSummary
     unmeasured: dict[str, str] = dataclasses.field(default_factory=dict)   # Peers.unmeasured
     provisional: dict[str, object] = dataclasses.field(default_factory=dict)  # Peers.provisional
+    dose_unknown: int = 0    # this clinician's long-term patients left out of the dose figures (Peers.dose_unknown)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class Peers:
     # Measures the period cannot give a figure for, or only a provisional one (analysis.coverage), with why.
     unmeasured: dict[str, str] = dataclasses.field(default_factory=dict)
     provisional: dict[str, object] = dataclasses.field(default_factory=dict)   # id -> coverage.Measurability
+    # Long-term patients left out of the dose figures because a prescription in supply has no MME factor in
+    # the factor set (analysis.dose_unknown), per attributed clinician.
+    dose_unknown: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def benchmarks(self) -> dict[str, float]:
         """Each measure's benchmark, the same in every letter."""
@@ -145,7 +149,7 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
     directory = db.read_frame(conn, "clinician_directory")
     allowed = summary.chosen_clinicians(directory, clinics)
     keep = lambda rows: summary.keep(rows, allowed)  # noqa: E731
-    results, unmeasured, provisional = {}, {}, {}
+    results, unmeasured, provisional, dose_unknown = {}, {}, {}, {}
     for m in measures.configured(s.low_mme, s.high_mme):
         if m.unit != "clinician":
             continue
@@ -159,6 +163,10 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
                                                                                           bounds))), m)
         if len(units) >= 2:
             results[m.id] = (m, measures.compare(units, m))
+        if m.id == "high_dose_90":   # the long-term patients whose dose is unknown (the same for every dose measure)
+            unknown = keep(db.read_frame(conn, m.query, {**summary.measure_params(m, s, s.start, s.end, bounds),
+                                                         "dose_unknown": True}))
+            dose_unknown = unknown["clinician_id"].value_counts().to_dict() if len(unknown) else {}
     tapers = keep(summary.period_tapers(conn, s, bounds))
     names = db.read_frame(conn, "clinician_names")
     clinic_names = dict(zip(directory["clinic_id"], directory["clinic_name"]))
@@ -166,7 +174,8 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
     if not taper_state.complete:
         provisional["tapers"] = taper_state
     return Peers(results, tapers, dict(zip(names["clinician_id"], names["clinician_name"])),
-                 ", ".join(clinic_names[c] for c in clinics) or "all clinics", unmeasured, provisional)
+                 ", ".join(clinic_names[c] for c in clinics) or "all clinics", unmeasured, provisional,
+                 {str(k): int(v) for k, v in dose_unknown.items()})
 
 
 def letter(peers: Peers, clinician_id: str, min_cell: int, benchmarks: dict[str, float] | None = None) -> Letter:
@@ -177,7 +186,7 @@ def letter(peers: Peers, clinician_id: str, min_cell: int, benchmarks: dict[str,
             if (row := peer_row(result, m, clinician_id, best[m.id])) is not None]
     name = peers.names.get(clinician_id) or clinician_id
     return Letter(clinician_id, name, pd.DataFrame(rows), taper_summary(peers.tapers, clinician_id),
-                  peers.unmeasured, peers.provisional)
+                  peers.unmeasured, peers.provisional, peers.dose_unknown.get(clinician_id, 0))
 
 
 def clinicians_with_patients(peers: Peers) -> list[str]:
@@ -193,7 +202,7 @@ def clinicians_with_patients(peers: Peers) -> list[str]:
 CSS = """
 @page { size: A4; margin: 13mm 14mm; }
 body { font-family: Inter, 'Segoe UI', Helvetica, Arial, sans-serif; color: #1f2933; font-size: 10.5px;
-       line-height: 1.4; margin: 0; }
+       line-height: 1.35; margin: 0; }
 h1 { font-size: 19px; margin: 0 0 2px; } h2 { font-size: 13px; margin: 12px 0 3px; }
 p { margin: 4px 0; } .muted { color: #52606d; } .small { font-size: 9px; }
 table { border-collapse: collapse; width: 100%; margin: 4px 0; }
@@ -293,7 +302,12 @@ def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
             svg = strip_svg(r.peers, float("nan") if small else r.own, r.median, r.benchmark, r.percent) \
                 if r.n_peers else ""
             mark = " †" if r.measure_id in l.provisional else ""     # provisional: the note under the table
-            cells.append(f"<tr><td>{html_text(r.measure)}{mark}</td><td>{_count(r.patients, min_cell, 'patients')}</td>"
+            # Never silently 0 MME: the long-term patients a dose measure leaves out for an unknown dose, in the
+            # same cell (a line of its own would push the letter onto a second page).
+            left = f"fewer than {min_cell}" if 1 <= l.dose_unknown < min_cell else f"{l.dose_unknown:,}"
+            unknown = (f"<br><span class='small muted'>+ {left} left out: dose unknown</span>"
+                       if l.dose_unknown and m.query == "measure_ltot_dose" else "")
+            cells.append(f"<tr><td>{html_text(r.measure)}{mark}</td><td>{_count(r.patients, min_cell, 'patients')}{unknown}</td>"
                          f"<td>{own}</td><td>{fmt(r.median)}</td><td>{best}</td><td>{svg}</td><td>{words}</td></tr>")
         body = ("<h2>Your figures</h2><table><tr><th>Measure</th><th>Your patients</th><th>Your figure (95% "
                 "interval)</th><th>Peer median</th><th>Top performers</th><th>You among peers</th><th>Compared with "

@@ -161,3 +161,27 @@ def test_letters_say_what_the_period_cannot_measure(sample_duckdb):
         "03 Sep 2025 can be measured yet" in text                         # (the second: long-term figures)  # + long-term
     assert "Your tapers † <span class='small muted'>provisional</span>" in text
     assert "Tapers faster than 40% a month †" in text
+
+
+def test_letters_count_the_clinicians_patients_whose_dose_is_unknown(tmp_path, sample_duckdb):
+    # Under CDC 2016 tramadol and tapentadol have no factor: 93 long-term patients of 2025 are left out of
+    # the dose figures (the Overview's and the report's count), 9 of them attributed to D0034. The letter
+    # says so, as "fewer than 11" under the disclosure rule and as 9 for the clinician's own use.
+    import datetime as dt
+
+    from analysis import db, dose
+
+    s = summary.Settings(dt.date(2025, 1, 1), dt.date(2025, 12, 31), dose.DoseParams("cdc2016", True))
+    with db.make_engine(sample_duckdb, read_only=True).connect() as conn:
+        peers = feedback.compare_all(conn, s)
+        default = feedback.compare_all(conn, summary.Settings(dt.date(2025, 1, 1), dt.date(2025, 12, 31)))
+    assert sum(peers.dose_unknown.values()) == 93 and peers.dose_unknown["D0034"] == 9
+    letter = feedback.letter(peers, "D0034", 11)
+    # In the "your patients" cell of the three long-term dose measures (90 and 50 MME, average dose).
+    assert feedback.page(letter, s, peers.scope, 11).count("+ fewer than 11 left out: dose unknown") == 3
+    assert feedback.page(feedback.letter(peers, "D0034", 0), s, peers.scope, 0).count("+ 9 left out: dose unknown") == 3
+    assert "dose unknown" not in feedback.page(feedback.letter(default, "D0034", 11), s, default.scope, 11)
+    out = run("feedback", "--db", sample_duckdb, *PERIOD, "--factor-set", "cdc2016", "--clinician", "D0034",
+              "--out", str(tmp_path / "letter.pdf"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert pages((tmp_path / "letter.pdf").read_bytes()) == 1     # the line still fits the one page
