@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,9 @@ SAMPLE = REPO / "data" / "sample"
 # One pseudonym secret for the whole run (and the browser tests' server, which inherits it), so labels
 # are stable and no key file is written in the home folder.
 os.environ.setdefault("RXDASH_PSEUDONYM_SECRET", "rxdash-test-secret")
+# Every export, sign-in and profile view a test makes is audited: into a temporary file for the run, never
+# the real ~/.rxdash/audit.jsonl of whoever runs the tests (tests that read the log set their own path).
+os.environ["RXDASH_AUDIT_LOG"] = str(Path(tempfile.mkdtemp(prefix="rxdash-test-audit-")) / "audit.jsonl")
 PG_URL = os.environ.get("RXDASH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
