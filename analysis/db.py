@@ -88,7 +88,8 @@ def has_schema(conn: sa.Connection) -> bool:
 
 DERIVED_TABLES = ("daily_dose_segments", "stored_tapers", "stored_ltot_episodes")
 # Columns added after the first release: a database loaded before them must be loaded again.
-LATER_COLUMNS = {"prescriptions": "form_group", "daily_dose_segments": "dose_known"}
+LATER_COLUMNS = {"prescriptions": ("form_group", "quantity_source", "drug_source"),
+                 "daily_dose_segments": ("dose_known",)}
 
 
 def is_current(conn: sa.Connection) -> bool:
@@ -99,8 +100,8 @@ def is_current(conn: sa.Connection) -> bool:
         return False
     # An empty select names the columns on every dialect (duckdb_engine's inspector cannot list them);
     # the table names are this module's constants, never data.
-    return all(column in conn.exec_driver_sql(f"select * from {table} where 1 = 0").keys()
-               for table, column in LATER_COLUMNS.items())
+    return all(set(columns) <= set(conn.exec_driver_sql(f"select * from {table} where 1 = 0").keys())
+               for table, columns in LATER_COLUMNS.items())
 
 
 def read_frame(conn: sa.Connection, name: str, params: dict[str, object] | None = None):

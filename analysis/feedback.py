@@ -120,6 +120,7 @@ class Letter:
     unmeasured: dict[str, str] = dataclasses.field(default_factory=dict)   # Peers.unmeasured
     provisional: dict[str, object] = dataclasses.field(default_factory=dict)  # Peers.provisional
     dose_unknown: int = 0    # this clinician's long-term patients left out of the dose figures (Peers.dose_unknown)
+    extract_date: dt.date | None = None   # the end of the data (Peers.extract_date)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class Peers:
     # Long-term patients left out of the dose figures because a prescription in supply has no MME factor in
     # the factor set (analysis.dose_unknown), per attributed clinician.
     dose_unknown: dict[str, int] = dataclasses.field(default_factory=dict)
+    extract_date: dt.date | None = None   # the end of the data: queries/data_bounds.sql data_end
 
     def benchmarks(self) -> dict[str, float]:
         """Each measure's benchmark, the same in every letter."""
@@ -175,7 +177,7 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
         provisional["tapers"] = taper_state
     return Peers(results, tapers, dict(zip(names["clinician_id"], names["clinician_name"])),
                  ", ".join(clinic_names[c] for c in clinics) or "all clinics", unmeasured, provisional,
-                 {str(k): int(v) for k, v in dose_unknown.items()})
+                 {str(k): int(v) for k, v in dose_unknown.items()}, bounds["data_end"])
 
 
 def letter(peers: Peers, clinician_id: str, min_cell: int, benchmarks: dict[str, float] | None = None) -> Letter:
@@ -186,7 +188,7 @@ def letter(peers: Peers, clinician_id: str, min_cell: int, benchmarks: dict[str,
             if (row := peer_row(result, m, clinician_id, best[m.id])) is not None]
     name = peers.names.get(clinician_id) or clinician_id
     return Letter(clinician_id, name, pd.DataFrame(rows), taper_summary(peers.tapers, clinician_id),
-                  peers.unmeasured, peers.provisional, peers.dose_unknown.get(clinician_id, 0))
+                  peers.unmeasured, peers.provisional, peers.dose_unknown.get(clinician_id, 0), peers.extract_date)
 
 
 def clinicians_with_patients(peers: Peers) -> list[str]:
@@ -280,8 +282,9 @@ def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
     """The letter as one self-contained HTML page (no script, no network), made to print on one A4 page."""
     period = f"{s.start:%d %b %Y} to {s.end:%d %b %Y}"
     head = (f"<h1>Your opioid prescribing beside your peers</h1><p class='muted'>For {html_text(l.name)} · "
-            f"{html_text(period)} · peers: clinicians of {html_text(scope)} · prepared "
-            f"{dt.date.today():%d %b %Y}</p>"
+            f"{html_text(period)} · peers: clinicians of {html_text(scope)} · "
+            + (f"data extracted {l.extract_date:%d %b %Y} · " if l.extract_date else "")
+            + f"prepared {dt.date.today():%d %b %Y}</p>"
             "<p>This page is for you: a mirror, not a rating. It shows how your prescribing compares with your "
             "colleagues' so that you can decide whether anything is worth a closer look or a conversation. Your "
             "patients are yours; some need more, some less, and no figure here can know why. Each of your figures "

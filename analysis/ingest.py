@@ -4,7 +4,8 @@ Stage, check, insert: DuckDB's CSV reader stages every file as text (malformed r
 their line numbers), `queries/checked_<table>.sql` types and checks every staged row inside the target
 database, and the rows that pass are inserted, all in one transaction. Python never loops over rows:
 it streams Arrow batches and resolves each *distinct* drug description once (analysis.drugs).
-Every row read is either loaded or written to the rejects file with a reason; a load that fails
+Every row read is loaded, skipped (a prescription of another drug, by its code: counted, not an
+error) or written to the rejects file with a reason; a load that fails
 leaves the database exactly as it was.
 """
 from __future__ import annotations
@@ -33,10 +34,12 @@ import queries
 from analysis import db
 from analysis.display import spreadsheet_safe
 from analysis.dose import FACTOR_SETS, LtotParams, TaperParams
-from analysis.drugs import resolve_drug
+from analysis import ndc, rxcui
+from analysis.drugs import identify_drug
 
 BATCH_ROWS = 500_000
 MAX_LINE_BYTES = 2 * 1024 * 1024   # the longest line (header or row) the reader accepts
+MAX_FILL_DAYS = 30   # the longest fill a prescribing order is split into (rxdash load --max-fill-days)
 # Python's csv module refuses fields over 128 KiB by default; a header is read whole up to the line limit.
 csv.field_size_limit(MAX_LINE_BYTES + 1)
 
@@ -49,6 +52,10 @@ class LoadError(Exception):
 
 class StrictRefusal(LoadError):
     """--strict refused a load that had rejected rows; the rejects file is still written."""
+
+
+class EmptyRefusal(StrictRefusal):
+    """A required file loaded no row at all; nothing is loaded, the rejects file is still written."""
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,11 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("clinics", ("clinic_id", "clinic_name")),
     TableSpec("clinicians", ("clinician_id", "clinician_name", "specialty", "clinic_id")),
     TableSpec("patients", ("patient_id", "birth_date", "sex", "cancer", "hospice_palliative",
-                           "sickle_cell", "opioid_use_disorder")),
+                           "sickle_cell", "opioid_use_disorder"), ("record_start", "record_end")),
     TableSpec("prescriptions", ("rx_id", "patient_id", "clinician_id", "fill_date", "drug_name",
                                 "ingredient", "strength", "strength_unit", "dose_form", "quantity",
-                                "days_supply", "long_acting"), ("ndc", "rxcui", "pharmacy_id")),
+                                "days_supply", "long_acting"), ("ndc", "rxcui", "pharmacy_id", "units_per_day",
+                                                                "end_date")),
     TableSpec("events", ("patient_id", "event_date", "event_type"), file_required=False),
 )
 
@@ -86,14 +94,27 @@ LOADED_COLUMNS: dict[str, tuple[str, ...]] = {
     "clinics": ("clinic_id", "clinic_name"),
     "clinicians": ("clinician_id", "clinician_name", "specialty", "clinic_id"),
     "patients": ("patient_id", "birth_date", "sex", "cancer", "hospice_palliative", "sickle_cell",
-                 "opioid_use_disorder"),
+                 "opioid_use_disorder", "record_start", "record_end"),
     "prescriptions": ("rx_id", "patient_id", "clinician_id", "fill_date", "drug_name", "ingredient",
                       "strength", "strength_unit", "dose_form", "quantity", "days_supply", "long_acting",
-                      "drug_class", "drug_parsed", "ndc", "rxcui", "pharmacy_id", "form_group"),
+                      "drug_class", "drug_parsed", "ndc", "rxcui", "pharmacy_id", "form_group", "drug_source",
+                      "quantity_source"),
     "events": ("patient_id", "event_date", "event_type"),
 }
 
-DRUG_KEY = ("drug_name", "ingredient", "strength", "strength_unit", "dose_form", "long_acting")
+DRUG_KEY = ("drug_name", "ingredient", "strength", "strength_unit", "dose_form", "long_acting", "ndc", "rxcui")
+
+# prescriptions.quantity_source: how a row's quantity and days supply were obtained (README "Prescribing
+# orders"; queries/checked_prescriptions.sql). Only "given" is measured; the others are inferred from an
+# order's sig (units_per_day, the dose units a day) and its days.
+QUANTITY_SOURCES = {
+    "given": "quantity and days_supply given (a dispensing)",
+    "sig_days": "quantity = units_per_day × the days_supply given",
+    "sig_end": "days from fill_date to end_date; quantity = units_per_day × days",
+    "sig_open": "open order: days from fill_date to the extract date; quantity = units_per_day × days",
+    "qty_end": "quantity given; days from fill_date to end_date",
+    "qty_sig": "quantity given; days = quantity ÷ units_per_day, rounded up",
+}
 
 # DuckDB's CSV reader error types, said the way a person fixing the file would want to read them.
 MALFORMED = {
@@ -109,14 +130,21 @@ REJECT_COLUMNS = ("file", "line", "row_id", "reason_code", "reason")
 
 @dataclass
 class TableReport:
-    """What happened to one file: rows read, loaded, rejected (by reason) and columns ignored."""
+    """What happened to one file: rows read, loaded, skipped (other drugs, by reason), rejected (by reason)
+    and columns ignored. rows_read = rows_loaded + rows_skipped + rows_rejected."""
 
     table: str
     rows_read: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
     reasons: Counter = field(default_factory=Counter)
+    rows_skipped: int = 0
+    skip_reasons: Counter = field(default_factory=Counter)
     ignored_columns: tuple[str, ...] = ()
+    # Rows stored in the table: rows_loaded, plus the extra fills of the orders split into several
+    # (prescriptions only; orders_split counts those input rows).
+    fills_loaded: int = 0
+    orders_split: int = 0
 
 
 @dataclass
@@ -126,10 +154,15 @@ class LoadReport:
     run_id: str
     tables: list[TableReport]
     rejects_path: Path | None
+    extract_date: dt.date | None = None   # the end of the data after this load (given or the last fill)
 
     @property
     def rows_rejected(self) -> int:
         return sum(t.rows_rejected for t in self.tables)
+
+    @property
+    def rows_skipped(self) -> int:
+        return sum(t.rows_skipped for t in self.tables)
 
 
 @dataclass(frozen=True)
@@ -402,12 +435,14 @@ def bulk_insert(conn: sa.Connection, table: str, columns: tuple[str, ...],
 
 
 def _reference_tables(conn: sa.Connection) -> None:
-    """Replace ref_drug_classes and ref_mme_factors with the CSVs shipped in analysis/reference."""
+    """Replace ref_drug_classes and ref_mme_factors with the CSVs shipped in analysis/reference, and ref_ndc
+    with the bundled NDC reference unless a user loaded one (`rxdash reference ndc`; analysis.ndc)."""
     root = resources.files("analysis").joinpath("reference")
     for table, file in (("ref_drug_classes", "drug_classes.csv"), ("ref_mme_factors", "mme_factors.csv")):
         data = pacsv.read_csv(io.BytesIO(root.joinpath(file).read_bytes()))
         conn.exec_driver_sql(f"delete from {table}")
         bulk_insert(conn, table, tuple(data.column_names), iter(data.to_batches()), data.schema)
+    ndc.refresh_bundled(conn)
 
 
 def _stage(conn: sa.Connection, reader: duckdb.DuckDBPyConnection, staged: _StagedFile,
@@ -432,21 +467,25 @@ def _stage(conn: sa.Connection, reader: duckdb.DuckDBPyConnection, staged: _Stag
 
 
 def _resolve_drugs(conn: sa.Connection) -> None:
-    """Resolve each distinct drug description once (a few thousand at most) into stg_drugs."""
+    """Identify each distinct drug description (name, fields and codes) once into stg_drugs, with the NDC
+    reference in force (ref_ndc) and the bundled RxCUI reference (analysis.drugs.identify_drug)."""
     key = ", ".join(f"trim({c})" for c in DRUG_KEY)
     rows = conn.exec_driver_sql(f"select distinct {key} from stg_prescriptions").fetchall()
+    ndc_products, rxcui_products = ndc.products(conn), rxcui.products()
     out: dict[str, list] = {f"raw_{c}": [] for c in DRUG_KEY}
     for col in ("ingredient", "strength", "strength_unit", "dose_form", "long_acting", "drug_class",
-                "drug_parsed", "error", "form_group"):
+                "drug_parsed", "error", "form_group", "drug_source", "skip_reason"):
         out[col] = []
     for row in rows:
-        drug = resolve_drug(*row)
+        drug = identify_drug(*row, ndc_products=ndc_products, rxcui_products=rxcui_products)
         for c, v in zip(DRUG_KEY, row):
             out[f"raw_{c}"].append(v)
         for col in ("ingredient", "strength", "strength_unit", "dose_form", "long_acting", "drug_class",
                     "error", "form_group"):
             out[col].append(getattr(drug, col))
         out["drug_parsed"].append(drug.parsed)
+        out["drug_source"].append(drug.source)
+        out["skip_reason"].append(drug.skip)
     types = {"strength": pa.float64(), "long_acting": pa.bool_(), "drug_parsed": pa.bool_()}
     schema = pa.schema([(c, types.get(c, pa.string())) for c in out])
     table = pa.table(out, schema=schema)
@@ -458,28 +497,102 @@ def _resolve_drugs(conn: sa.Connection) -> None:
     bulk_insert(conn, "stg_drugs", tuple(schema.names), iter(table.to_batches()), schema)
 
 
-def _check_and_insert(conn: sa.Connection, staged: _StagedFile, as_of: dt.date,
-                      rejects: csv.writer) -> TableReport:
+def _extract_date(conn: sa.Connection, given: dt.date | None, as_of: dt.date, replace: bool) -> dt.date | None:
+    """The extract date in force after this load: the one given, else the last fill date (of the staged
+    rows that can be read and are not in the future; on an append, of the data already loaded too, and
+    never before the extract date already in force). None when there is no fill date at all."""
+    if given is not None:
+        return given
+    staged = conn.execute(sa.text(queries.load("staged_last_fill")), {"as_of": as_of}).scalar()
+    dates = [staged]
+    if not replace:
+        dates.append(conn.execute(sa.text(queries.load("data_bounds"))).one().data_end)
+    dates = [d for d in dates if d is not None]
+    return max(dates) if dates else None
+
+
+def _set_extract_date(conn: sa.Connection, extract: dt.date | None, given: bool) -> None:
+    """Keep the extract date in force in data_extract (one row): queries/data_bounds.sql reads it."""
+    conn.exec_driver_sql("delete from data_extract")
+    if extract is not None:
+        conn.execute(sa.text("insert into data_extract (extract_date, given) values (:d, :given)"),
+                     {"d": extract, "given": given})
+
+
+def _refuse_empty(conn: sa.Connection, reports: list[TableReport], staged_files: list[_StagedFile],
+                  rejects_path: Path, out) -> None:
+    """A required table left empty by the load (its file loaded no row, and nothing was there before)
+    refuses the whole load (nothing is loaded; the rejects file is still written), with one line saying
+    why: a load that 'succeeds' with no prescriptions is never what was meant. An append whose rows were
+    all loaded before is not refused."""
+    for report, staged in zip(reports, staged_files):
+        if not staged.spec.file_required or report.rows_loaded:
+            continue
+        # The table name is the contract's own constant, never input.
+        if conn.exec_driver_sql(f"select count(*) from {staged.spec.name}").scalar_one():
+            continue
+        if not report.rows_read:
+            why = "it has a header and no rows"
+        else:
+            counts = report.reasons + getattr(report, "skip_reasons", Counter())
+            top = ", ".join(f"{n:,} × {code}" for code, n in counts.most_common(3))
+            why = f"none of its {report.rows_read:,} rows ({top}; see {rejects_path.name})"
+        out.flush()
+        raise EmptyRefusal(f"{staged.spec.file_name}: no row could be loaded, {why}; nothing was loaded")
+
+
+def _check_and_insert(conn: sa.Connection, staged: _StagedFile, as_of: dt.date, extract: dt.date | None,
+                      rejects: csv.writer, max_fill_days: int = MAX_FILL_DAYS) -> TableReport:
     name = staged.spec.name
     sql = queries.load(f"checked_{name}")
     conn.exec_driver_sql(f"drop table if exists chk_{name}")
-    conn.execute(sa.text(f"create temporary table chk_{name} as {sql}"), {"as_of": as_of})
+    statement = sa.text(f"create temporary table chk_{name} as {sql}")
+    # DuckDB refuses a parameter the statement does not use; each checked_<table>.sql uses what it needs.
+    conn.execute(statement, {k: v for k, v in {"as_of": as_of, "extract_date": extract,
+                                               "max_fill_days": max_fill_days}.items()
+                             if k in statement._bindparams})
     cols = ", ".join(LOADED_COLUMNS[name])
-    conn.exec_driver_sql(f"insert into {name} ({cols}) select {cols} from chk_{name} where reason_code is null")
+    # A checked file may skip rows (prescriptions of other drugs: skip_reason); they are neither loaded
+    # nor rejected, only counted. The column list is the checked SQL's own, never input.
+    skips = "skip_reason" in conn.exec_driver_sql(f"select * from chk_{name} where 1 = 0").keys()
+    loaded = "reason_code is null" + (" and skip_reason is null" if skips else "")
     report = TableReport(name, ignored_columns=staged.ignored)
-    report.rows_loaded = conn.exec_driver_sql(
-        f"select count(*) from chk_{name} where reason_code is null").scalar_one()
+    if name == "prescriptions":
+        # An order longer than max_fill_days becomes consecutive fills (queries/prescription_fills.sql);
+        # the other columns are the checked line's. One checked line is still one row loaded.
+        split = ("rx_id", "fill_date", "days_supply", "quantity")
+        select = ", ".join(f"f.{c}" if c in split else f"c.{c}" for c in LOADED_COLUMNS[name])
+        fills = (f"from (select * from chk_{name} where {loaded}) as c "
+                 f"inner join ({queries.load('prescription_fills')}\n) as f on f.line_no = c.line_no")
+        params = {"max_fill_days": max_fill_days, "extract_date": extract}
+        before = conn.exec_driver_sql(f"select count(*) from {name}").scalar_one()
+        conn.execute(sa.text(f"insert into {name} ({cols}) select {select} {fills}"), params)
+        report.fills_loaded = conn.exec_driver_sql(f"select count(*) from {name}").scalar_one() - before
+        report.orders_split = conn.exec_driver_sql(
+            f"select count(case when fills > 1 then 1 end) from chk_{name} where {loaded}").scalar_one()
+    else:
+        conn.exec_driver_sql(f"insert into {name} ({cols}) select {cols} from chk_{name} where {loaded}")
+    report.rows_loaded = conn.exec_driver_sql(f"select count(*) from chk_{name} where {loaded}").scalar_one()
+    if name != "prescriptions":
+        report.fills_loaded = report.rows_loaded
     for code, n in conn.exec_driver_sql(
             f"select reason_code, count(*) from chk_{name} where reason_code is not null group by reason_code"):
         report.reasons[code] += n
+    if skips:
+        for code, n in conn.exec_driver_sql(f"select skip_reason, count(*) from chk_{name} "
+                                            "where skip_reason is not null group by skip_reason"):
+            report.skip_reasons[code] += n
     if staged.malformed:
         report.reasons["malformed_row"] += len(staged.malformed)
     report.rows_rejected = sum(report.reasons.values())
+    report.rows_skipped = sum(report.skip_reasons.values())
     report.rows_read = staged.good_rows + len(staged.malformed)
     checked = conn.exec_driver_sql(f"select count(*) from chk_{name}").scalar_one()
-    if checked != staged.good_rows or report.rows_loaded + report.rows_rejected != report.rows_read:
+    if (checked != staged.good_rows
+            or report.rows_loaded + report.rows_skipped + report.rows_rejected != report.rows_read):
         raise LoadError(f"{staged.path.name}: internal reconciliation failed (read {report.rows_read}, "
-                        f"loaded {report.rows_loaded}, rejected {report.rows_rejected}); nothing was loaded")
+                        f"loaded {report.rows_loaded}, skipped {report.rows_skipped}, rejected "
+                        f"{report.rows_rejected}); nothing was loaded")
     value_rejects = conn.exec_driver_sql(
         f"select line_no, row_id, reason_code, reason from chk_{name} where reason_code is not null order by line_no",
         execution_options={"yield_per": 10_000})
@@ -487,7 +600,8 @@ def _check_and_insert(conn: sa.Connection, staged: _StagedFile, as_of: dt.date,
     for line, row_id, code, reason in heapq.merge(malformed, value_rejects, key=lambda r: r[0]):
         # Ids and reasons quote input text: neutralised so a spreadsheet shows "=HYPERLINK(...)" as text.
         rejects.writerow((staged.path.name, line, spreadsheet_safe(row_id or ""), code, spreadsheet_safe(reason)))
-    for table in (f"chk_{name}", f"stg_{name}"):
+    # chk_patients stays until the load ends: a prescription of a rejected patient says so.
+    for table in (f"stg_{name}", *((f"chk_{name}",) if name != "patients" else ())):
         conn.exec_driver_sql(f"drop table if exists {table}")
     return report
 
@@ -501,8 +615,9 @@ def open_reader() -> duckdb.DuckDBPyConnection:
 
 
 def rebuild_derived(conn: sa.Connection) -> None:
-    """Rebuild the stored derivations for every factor set: daily_dose_segments (every patient's daily
-    series), then stored_tapers (every taper, measured from that series with the default parameters), and
+    """Rebuild the stored derivations: each patient's record window (patients.window_start, window_end,
+    clipped to the first fill and the extract date), then for every factor set daily_dose_segments (every
+    patient's daily series), then stored_tapers (every taper, measured from that series with the default parameters), and
     stored_ltot_episodes (episodes of supply; no factor set needed). Queries read these instead of
     recomputing them: the dashboard's pages then answer in a second on a million prescriptions."""
     conn.exec_driver_sql("delete from daily_dose_segments")
@@ -514,6 +629,8 @@ def rebuild_derived(conn: sa.Connection) -> None:
     taper_columns = ("factor_set, patient_id, taper_start, baseline_mme, min_window_mme, end_mme, "
                      "max_monthly_reduction_pct, discontinued, stop_day, stop_mme")
     bounds = conn.execute(sa.text(queries.load("data_bounds"))).one()
+    conn.execute(sa.text(queries.load("build_record_windows")),
+                 {"data_start": bounds.data_start, "data_end": bounds.data_end})
     episode_columns = "patient_id, episode_no, episode_start, episode_end, duration_days, fills, days_supply, is_ltot"
     conn.execute(sa.text(f"insert into stored_ltot_episodes ({episode_columns}) "
                          f"{queries.load('build_ltot_episodes', conn.dialect.name)}"),
@@ -521,23 +638,29 @@ def rebuild_derived(conn: sa.Connection) -> None:
     for factor_set in FACTOR_SETS:
         conn.execute(sa.text(f"insert into daily_dose_segments ({segment_columns}) {segments_sql}"),
                      {"factor_set": factor_set, "exclude": False})
-        if bounds.data_end is not None:
+        if bounds.data_start is not None:
             conn.execute(sa.text(f"insert into stored_tapers ({taper_columns}) {tapers_sql}"),
                          {"factor_set": factor_set, "exclude": False,
                           **TaperParams().sql(bounds.data_start, bounds.data_end)})
 
 
 def _record(conn: sa.Connection, run_id: str, directory: Path, replace: bool, strict: bool,
-            reports: list[TableReport]) -> None:
-    conn.execute(sa.text("insert into load_runs (run_id, loaded_at, source_dir, replaced, strict_mode) "
-                         "values (:run_id, :loaded_at, :source_dir, :replaced, :strict)"),
+            reports: list[TableReport], extract: dt.date | None) -> None:
+    conn.execute(sa.text("insert into load_runs (run_id, loaded_at, source_dir, replaced, strict_mode, extract_date) "
+                         "values (:run_id, :loaded_at, :source_dir, :replaced, :strict, :extract)"),
                  {"run_id": run_id, "loaded_at": dt.datetime.now().replace(microsecond=0),
-                  "source_dir": str(directory), "replaced": replace, "strict": strict})
+                  "source_dir": str(directory), "replaced": replace, "strict": strict, "extract": extract})
     conn.execute(sa.text("insert into load_counts (run_id, table_name, rows_read, rows_loaded, rows_rejected, "
-                         "ignored_columns) values (:run_id, :table, :read, :loaded, :rejected, :ignored)"),
+                         "ignored_columns, rows_skipped) values (:run_id, :table, :read, :loaded, :rejected, "
+                         ":ignored, :skipped)"),
                  [{"run_id": run_id, "table": r.table, "read": r.rows_read, "loaded": r.rows_loaded,
-                   "rejected": r.rows_rejected, "ignored": ", ".join(r.ignored_columns) or None}
-                  for r in reports])
+                   "rejected": r.rows_rejected, "ignored": ", ".join(r.ignored_columns) or None,
+                   "skipped": r.rows_skipped} for r in reports])
+    skipped = [{"run_id": run_id, "table": r.table, "code": code, "n": n}
+               for r in reports for code, n in sorted(r.skip_reasons.items())]
+    if skipped:
+        conn.execute(sa.text("insert into load_skip_reasons (run_id, table_name, reason_code, n_rows) "
+                             "values (:run_id, :table, :code, :n)"), skipped)
     reasons = [{"run_id": run_id, "table": r.table, "code": code, "n": n}
                for r in reports for code, n in sorted(r.reasons.items())]
     if reasons:
@@ -547,11 +670,26 @@ def _record(conn: sa.Connection, run_id: str, directory: Path, replace: bool, st
 
 def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path | str = "rejects.csv",
                    replace: bool = False, strict: bool = False, as_of: dt.date | None = None,
-                   progress: Progress | None = None) -> LoadReport:
-    """Load DIR/{clinics,clinicians,patients,prescriptions,events}.csv; all or nothing on failure."""
+                   progress: Progress | None = None, extract_date: dt.date | None = None,
+                   max_fill_days: int = MAX_FILL_DAYS) -> LoadReport:
+    """Load DIR/{clinics,clinicians,patients,prescriptions,events}.csv; all or nothing on failure.
+
+    as_of: the load date (default today): a fill or birth after it is in the future. extract_date: the day
+    the data were extracted, the end of every patient's record unless the patient's own record_end is
+    earlier (default: the last fill date, on a --replace load or a first load; on an append, the later of
+    that and the extract date already in force). A fill after it is rejected. Raises LoadError (nothing
+    loaded) for a file that cannot be read, an extract date after the load date, and a required file of
+    which no row could be loaded. max_fill_days: a prescribing order (quantity or days_supply derived
+    from units_per_day and end_date, README "Prescribing orders") longer than this becomes consecutive
+    fills of at most this many days."""
     directory = Path(directory)
     rejects_path = Path(rejects_path)
     as_of = as_of or dt.date.today()
+    if extract_date is not None and extract_date > as_of:
+        raise LoadError(f"the extract date {extract_date} is after the load date {as_of}")
+    if isinstance(max_fill_days, bool) or not isinstance(max_fill_days, int) or not 1 <= max_fill_days <= 365:
+        raise LoadError(f"the longest fill (--max-fill-days) must be a whole number of days from 1 to 365, "
+                        f"not {max_fill_days!r}")
     if not directory.is_dir():
         raise LoadError(f"{directory}: not a folder")
     files = []
@@ -582,19 +720,25 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
                         for spec in reversed(TABLES):
                             conn.exec_driver_sql(f"delete from {spec.name}")
                     _reference_tables(conn)
+                    # Every file is staged before any is checked: a patient's checks read the staged
+                    # prescriptions (a birth date after the first fill), and the extract date is known.
                     for staged in staged_files:
                         _stage(conn, reader, staged, progress)
-                        if staged.spec.name == "prescriptions":
-                            _resolve_drugs(conn)
-                        reports.append(_check_and_insert(conn, staged, as_of, writer))
-                    conn.exec_driver_sql("drop table if exists stg_drugs")
+                    _resolve_drugs(conn)
+                    extract = _extract_date(conn, extract_date, as_of, replace)
+                    for staged in staged_files:
+                        reports.append(_check_and_insert(conn, staged, as_of, extract, writer, max_fill_days))
+                    for table in ["stg_drugs", *(f"{p}_{f.spec.name}" for f in staged_files for p in ("chk", "stg"))]:
+                        conn.exec_driver_sql(f"drop table if exists {table}")
+                    _refuse_empty(conn, reports, staged_files, rejects_path, out)
                     rejected = sum(r.rows_rejected for r in reports)
                     if strict and rejected:
                         out.flush()
                         raise StrictRefusal(f"--strict: {rejected} row{'s' if rejected != 1 else ''} rejected "
                                         f"(see {rejects_path}); nothing was loaded")
+                    _set_extract_date(conn, extract, given=extract_date is not None)
                     rebuild_derived(conn)
-                    _record(conn, run_id, directory, replace, strict, reports)
+                    _record(conn, run_id, directory, replace, strict, reports, extract)
             except sa.exc.DBAPIError as e:
                 raise LoadError(f"database error, nothing was loaded: {str(e.orig).splitlines()[0]}") from e
         os.replace(tmp_name, rejects_path)
@@ -606,4 +750,4 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
         raise
     finally:
         reader.close()
-    return LoadReport(run_id, reports, rejects_path)
+    return LoadReport(run_id, reports, rejects_path, extract)

@@ -196,9 +196,13 @@ def sql_params(measure: Measure, start: dt.date, end: dt.date, data_start: dt.da
                dose_params: dose.DoseParams = dose.DoseParams(), ltot: dose.LtotParams = dose.LtotParams(),
                tapers: dose.TaperParams = dose.TaperParams(),
                other: MeasureParams = MeasureParams()) -> dict[str, object]:
-    """Every bound parameter a measure's SQL may use, for one period (extra ones are ignored)."""
+    """Every bound parameter a measure's SQL may use, for one period (extra ones are ignored).
+    need_before / need_after: the measure's days of data (needs), applied per patient to the patient's own
+    record window (queries/_measurable_patients.sql)."""
+    n = needs(measure, ltot, tapers, other)
     return {**dose_params.sql(), **ltot.sql(), **tapers.sql(data_start, data_end), **other.sql(),
-            **dose.period_grid(start, end, "all"), "start": start, "end": end, **measure.params}
+            **dose.period_grid(start, end, "all"), "start": start, "end": end, **measure.params,
+            "need_before": n.before, "need_after": n.after}
 
 
 def unit_rows(rows: pd.DataFrame, measure: Measure) -> pd.DataFrame:

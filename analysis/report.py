@@ -119,7 +119,8 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
              f"{html_text(scope)} · generated {dt.datetime.now():%Y-%m-%d %H:%M}</p>",
              "<h3>Rules in force</h3><ul>"]
     parts += [f"<li>{html_text(line)}</li>" for line in summary.parameter_lines(s)]
-    parts.append("</ul><p class='muted'>Clinicians appear by pseudonym; patients never appear. Counts from 1 to "
+    parts.append(f"</ul><p class='muted'>{html_text(summary.data_line(bounds))} Clinicians appear by pseudonym; "
+                 "patients never appear. Counts from 1 to "
                  f"{s.min_cell - 1} are shown as &lt; {s.min_cell}.</p>")
 
     results, states = {}, {}

@@ -168,16 +168,17 @@ def period_tapers(conn: sa.Connection, s: Settings, bounds: pd.Series) -> pd.Dat
 
 def taper_table(conn: sa.Connection, s: Settings, secret: bytes) -> pd.DataFrame:
     """Tapers and discontinuations starting in the period, one row each, patients as keyed hashes;
-    `follow_up` is provisional when the data end before the taper's follow-up does (its speed, category
-    and any stop may still change as data arrive), else complete."""
+    `follow_up` is provisional when the patient's record window (the data's end, or the patient's own
+    earlier record_end) ends before the taper's follow-up does (its speed, category and any stop may still
+    change as data arrive), else complete."""
     bounds = data_bounds(conn)
     t = period_tapers(conn, s, bounds).copy()
     t["patient_key"] = [patient_key(p, secret) for p in t["patient_id"]]
     needs = measures.needs(measures.BY_ID["taper_rapid"], s.ltot, s.tapers, s.other)
     # A taper found before its follow-up is over is provisional (its own day is not measurable in full).
     t["follow_up"] = [coverage.COMPLETE if coverage.measurable(needs, d, d, bounds["data_start"],
-                                                                bounds["data_end"]).complete
-                      else coverage.PROVISIONAL for d in t["taper_start"]]
+                                                                min(bounds["data_end"], w)).complete
+                      else coverage.PROVISIONAL for d, w in zip(t["taper_start"], t["window_end"])]
     return t[["clinician_id", "clinic_id", "patient_key", "baseline_mme", "taper_start", "end_mme",
               "max_monthly_reduction_pct", "category", "follow_up"]].reset_index(drop=True)
 
@@ -246,9 +247,16 @@ MEASUREMENT_RULE = ("A figure that needs days of data before (a baseline, a look
                     "period of at least N days' (no figure) when its own window is longer than the period.")
 
 
+def data_line(bounds: pd.Series) -> str:
+    """What the data cover, for every output: the first fill and the extract date, and where it came from."""
+    how = "given when loaded" if bounds.get("extract_given") else "the last fill date"
+    return (f"Data: first fill {bounds['data_start']:%d %b %Y}; extract date {bounds['data_end']:%d %b %Y} ({how}). "
+            "Each patient's record ends there unless the patient's own record ends earlier.")
+
+
 def measurement_lines(s: Settings, bounds: pd.Series) -> list[str]:
     """The measurement rule and each selected measure's state for the period, one line each."""
-    lines = [f"Data: {bounds['data_start']} to {bounds['data_end']}. {MEASUREMENT_RULE}"]
+    lines = [f"{data_line(bounds)} {MEASUREMENT_RULE}"]
     for m in measures.configured(s.low_mme, s.high_mme):
         if m.id in s.selected:
             state = measurability(m, s, s.start, s.end, bounds)

@@ -25,19 +25,24 @@ def pick(tapers: pd.DataFrame, n: int = 12) -> pd.DataFrame:
 
 def relative_segments(segments: pd.DataFrame, picked: pd.DataFrame, data_end) -> pd.DataFrame:
     """Stretches of constant dose as days from each taper's start and % of its baseline (panel, day_from,
-    day_to, pct_of_baseline), clipped to WINDOW and to the data's end (unknown days are not drawn)."""
-    merged = segments.merge(picked[["patient_id", "taper_start", "baseline_mme", "panel"]], on="patient_id")
+    day_to, pct_of_baseline), clipped to WINDOW and to the data's end, or to the patient's own record end
+    when `picked` has window_end and it is earlier (unknown days are not drawn)."""
+    own = ["window_end"] if "window_end" in picked else []
+    merged = segments.merge(picked[["patient_id", "taper_start", "baseline_mme", "panel", *own]], on="patient_id")
     if merged.empty:
         return pd.DataFrame(columns=["panel", "day_from", "day_to", "pct_of_baseline"])
     start = pd.to_datetime(merged["taper_start"])
-    seg_end = pd.to_datetime(merged["seg_end"]).fillna(pd.Timestamp(data_end))
+    end = pd.Series(pd.Timestamp(data_end), index=merged.index)
+    if own:
+        end = np.minimum(end, pd.to_datetime(merged["window_end"]).fillna(pd.Timestamp(data_end)))
+    seg_end = pd.to_datetime(merged["seg_end"]).fillna(end)
     out = pd.DataFrame({
         "panel": merged["panel"],
         "day_from": (pd.to_datetime(merged["seg_start"]) - start).dt.days.clip(lower=WINDOW[0]),
         "day_to": (seg_end - start).dt.days.clip(upper=min(WINDOW[1], 10**9)),
         "pct_of_baseline": 100 * merged["daily_mme"] / merged["baseline_mme"],
     })
-    last_known = (pd.Timestamp(data_end) - start).dt.days
+    last_known = (end - start).dt.days
     out["day_to"] = np.minimum(out["day_to"], last_known)
     return out[out["day_from"] <= out["day_to"]].reset_index(drop=True)
 

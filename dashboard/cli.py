@@ -29,12 +29,14 @@ def cmd_load(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
     from analysis import db, ingest
+    from analysis.drugs import SKIP_REASONS
 
     url = db.resolve_url(args.db)
     try:
         engine = db.make_engine(url)
         report = ingest.load_directory(engine, args.directory, args.rejects, replace=args.replace,
-                                       strict=args.strict, progress=_progress_printer())
+                                       strict=args.strict, progress=_progress_printer(),
+                                       extract_date=args.extract_date, max_fill_days=args.max_fill_days)
     except (ingest.LoadError, ValueError) as e:
         print(f"rxdash load: error: {e}", file=sys.stderr)
         return EXIT_REFUSED
@@ -43,15 +45,53 @@ def cmd_load(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_REFUSED
     print(f"Loaded {args.directory} into {engine.url.render_as_string(hide_password=True)} (run {report.run_id})")
-    print(f"{'file':<20}{'read':>12}{'loaded':>12}{'rejected':>12}")
+    print(f"{'file':<20}{'read':>12}{'loaded':>12}{'skipped':>12}{'rejected':>12}")
     for t in report.tables:
-        print(f"{t.table + '.csv':<20}{t.rows_read:>12,}{t.rows_loaded:>12,}{t.rows_rejected:>12,}")
+        print(f"{t.table + '.csv':<20}{t.rows_read:>12,}{t.rows_loaded:>12,}{t.rows_skipped:>12,}{t.rows_rejected:>12,}")
         if t.ignored_columns:
             print(f"  extra columns ignored: {', '.join(t.ignored_columns)}")
+        for code, n in t.skip_reasons.most_common():
+            print(f"  skipped {n:,} × {code} (other drugs: {SKIP_REASONS.get(code, code)})")
         for code, n in t.reasons.most_common():
             print(f"  rejected {n:,} × {code}")
+        if t.orders_split:
+            print(f"  {t.orders_split:,} order{'s' if t.orders_split != 1 else ''} longer than {args.max_fill_days} "
+                  f"days stored as consecutive fills: {t.fills_loaded:,} fills for {t.rows_loaded:,} rows loaded")
     if report.rows_rejected:
         print(f"Rejected rows and reasons: {report.rejects_path}")
+    if report.extract_date:
+        how = "given" if args.extract_date else "the last fill date; set it with --extract-date"
+        print(f"Extract date: {report.extract_date:%Y-%m-%d} ({how}); every patient's record ends there "
+              "unless the patient's record_end is earlier")
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    """`rxdash reference ndc FILE`: load an NDC reference (a CDC MME workbook or a CSV) into the database,
+    where later loads keep it (analysis/ndc.py)."""
+    import sqlalchemy as sa
+
+    from analysis import db, ndc
+
+    try:
+        rows, dropped = ndc.read_reference(args.file)
+        engine = db.make_engine(db.resolve_url(args.db))
+        with engine.begin() as conn:
+            db.init_schema(conn)
+            total = ndc.load_user_reference(conn, rows)
+    except (ndc.ReferenceFileError, ValueError) as e:
+        print(f"rxdash reference: error: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (OSError, sa.exc.SQLAlchemyError) as e:
+        print(f"rxdash reference: error: {str(getattr(e, 'orig', None) or e).strip().splitlines()[0]}; "
+              "nothing was changed", file=sys.stderr)
+        return EXIT_REFUSED
+    editions = sorted({str(r["edition"]) for r in rows})
+    left_out = "; ".join(f"{n:,} {why}" for why, n in dropped.most_common())
+    print(f"Loaded the NDC reference {'; '.join(editions)}: {len(rows):,} products from {args.file.name}"
+          + (f" ({left_out} left out)" if left_out else "")
+          + f"; {total:,} with the bundled naloxone products. Later loads use it; load again with --replace "
+          "to identify the prescriptions already loaded with it.")
     return 0
 
 
@@ -70,6 +110,16 @@ def _date(text: str):
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date in YYYY-MM-DD form") from None
+
+
+def _fill_days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= 365:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of days from 1 to 365")
+    return days
 
 
 def _period_command(args: argparse.Namespace, command: str, work, **extra: object) -> int:
@@ -235,7 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rejects", type=Path, default=Path("rejects.csv"), help="CSV of rejected rows and reasons")
     p.add_argument("--replace", action="store_true", help="replace the data already in the database")
     p.add_argument("--strict", action="store_true", help="load nothing if any row is rejected")
+    p.add_argument("--extract-date", type=_date, metavar="YYYY-MM-DD",
+                   help="the day the data were extracted: the end of every patient's record (default: the last "
+                        "fill date); a later fill is rejected")
+    p.add_argument("--max-fill-days", type=_fill_days, default=30, metavar="N",
+                   help="the longest fill: a prescribing order (units_per_day with end_date, or open) longer than "
+                        "N days is stored as consecutive fills of at most N days (default: 30)")
     p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("reference", help="load a code reference that later loads identify drugs with")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    q = kinds.add_parser("ndc", help="an NDC reference: a CDC oral MME conversion workbook (.xlsx) or a CSV "
+                                     "with the columns of analysis/reference/ndc_products.csv")
+    q.add_argument("file", type=Path)
+    q.add_argument("--db", help=db_help)
+    q.set_defaults(func=cmd_reference)
 
     p = sub.add_parser("generate", help="write a synthetic data set in the contract's format")
     p.add_argument("--patients", type=int, required=True)

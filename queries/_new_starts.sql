@@ -1,5 +1,7 @@
 -- fragment new_starts: patients starting opioid analgesics in a period. Requires opioid_rx.
--- Parameters: :start, :end (date) the period; :data_start (date); :new_start_lookback (integer, 90).
+-- Parameters: :start, :end (date) the period; :new_start_lookback (integer, 90).
+--   The look-back must lie inside the patient's record window (patients.window_start: the patient's own
+--   record_start, or the data's first fill date): without those days no one can say there was no supply.
 -- Defines: new_starts(patient_id, index_day, clinician_id, clinic_id, index_days_supply, index_long_acting).
 --   A new start is the first fill in the period with no opioid analgesic supply on any of the
 --   :new_start_lookback days before it (CDC 2022; PQA IOP); it needs that many days of data before it.
@@ -15,12 +17,13 @@ new_start_fills as (
 ),
 
 new_start_index as (
-    select patient_id, min(fill_date) as index_day
-    from new_start_fills
-    where fill_date between :start and :end
-        and fill_date - :new_start_lookback >= :data_start
-        and (covered_until is null or covered_until < fill_date - :new_start_lookback)
-    group by patient_id
+    select f.patient_id, min(f.fill_date) as index_day
+    from new_start_fills as f
+    inner join patients as w on w.patient_id = f.patient_id
+    where f.fill_date between :start and :end
+        and f.fill_date - :new_start_lookback >= w.window_start
+        and (f.covered_until is null or f.covered_until < f.fill_date - :new_start_lookback)
+    group by f.patient_id
 ),
 
 new_start_index_fills as (

@@ -1,6 +1,8 @@
 -- fragment tapers: dose tapers and discontinuations from a high baseline. Requires dose_segments.
 -- Parameters (analysis.dose.TaperParams holds the defaults and their sources):
---   :data_start, :data_end (date) the days the data can speak for; days after :data_end are unknown, not 0.
+--   Each patient's record window (patients.window_start .. window_end: the patient's own record_start and
+--   record_end clipped to the data's first fill and extract date; queries/build_record_windows.sql) holds
+--   the days the data can speak for: days after window_end are unknown, not 0.
 --   :baseline_days (integer, 180 = 6 months of 30 days; research value 360) the window before a taper start.
 --   :baseline_min_mme (number, 50) lowest baseline mean daily MME that can taper (Fenton 2019, Agnoli 2021).
 --   :taper_min_fall (number, 0.15) the fall from baseline, as a fraction, that makes a taper.
@@ -19,15 +21,15 @@
 --   sustained when it lasts at least :min_level_days, or is the open stretch after the last supply). Its baseline is the mean daily MME over the
 --   :baseline_days before s (a fixed window: days without supply count as 0). s qualifies when the
 --   baseline is >= :baseline_min_mme and the mean of some :window_months window starting s, s+30, ...
---   (ending by s + 30 x :followup_months - 1 and by :data_end) is <= (1 - :taper_min_fall) x baseline.
+--   (ending by s + 30 x :followup_months - 1 and by window_end) is <= (1 - :taper_min_fall) x baseline.
 --   A qualifying start more than 30 x :followup_months days after the previous qualifying start begins a
 --   new taper; closer ones continue the same taper.
 --   Speed = the largest fall in mean daily MME between consecutive 30-day windows, slid one day at a time
 --   over the follow-up (so a step counts at its true size whatever the calendar), as % of baseline per
 --   month, capped to 0-100.
 --   Discontinuation = the first stretch of >= :stop_days without supply that starts on or after s (and
---   before the next taper); a stretch still open at :data_end counts only if it has lasted :stop_days
---   by then (right-censoring).
+--   before the next taper); a stretch still open at the patient's window_end counts only if it has lasted
+--   :stop_days by then (right-censoring: a record that ends is not a stop).
 -- Defines: tapers(patient_id, taper_start, baseline_mme, min_window_mme, end_mme, max_monthly_reduction_pct,
 --   discontinued, stop_day, stop_mme, category).
 taper_high_dose as (
@@ -47,9 +49,12 @@ taper_breaks as (
         coalesce(sum(case when s.seg_end is null then 0 else (s.seg_end - s.seg_start + 1) * s.daily_mme end) over (
             partition by s.patient_id order by s.seg_start rows between unbounded preceding and 1 preceding
         ), 0) as cum_before,
-        row_number() over (partition by s.patient_id order by s.seg_start) as break_no
+        row_number() over (partition by s.patient_id order by s.seg_start) as break_no,
+        w.window_start,
+        w.window_end
     from dose_segments as s
     inner join taper_high_dose as h on h.patient_id = s.patient_id
+    inner join patients as w on w.patient_id = s.patient_id
 ),
 
 -- Sustained levels: stretches lasting at least :min_level_days (or the open stretch after the last
@@ -60,6 +65,8 @@ taper_levels as (
         patient_id,
         seg_start,
         daily_mme,
+        window_start,
+        window_end,
         lag(daily_mme) over (partition by patient_id order by seg_start) as previous_level
     from taper_breaks
     where seg_end is null or seg_end - seg_start + 1 >= :min_level_days
@@ -69,8 +76,8 @@ taper_candidates as (
     select patient_id, seg_start as start_day
     from taper_levels
     where daily_mme < previous_level
-        and seg_start - :baseline_days >= :data_start
-        and seg_start <= :data_end
+        and seg_start - :baseline_days >= window_start
+        and seg_start <= window_end
 ),
 
 -- C(x) is needed at the baseline's first day - 1 (k = -1) and at s - 1 + 30k (k = 0 .. followup months).
@@ -124,8 +131,9 @@ taper_window_means as (
     from taper_mark_values as a
     inner join taper_mark_values as b
         on b.patient_id = a.patient_id and b.start_day = a.start_day and b.k = a.k + :window_months
+    inner join patients as w on w.patient_id = a.patient_id
     where a.k >= 0
-        and a.start_day - 1 + 30 * b.k <= :data_end
+        and a.start_day - 1 + 30 * b.k <= w.window_end
     group by a.patient_id, a.start_day
 ),
 
@@ -144,13 +152,15 @@ taper_qualifying as (
 
 taper_events as (
     select
-        patient_id,
-        start_day,
-        baseline_mme,
-        min_window_mme,
-        lead(start_day) over (partition by patient_id order by start_day) as next_start
-    from taper_qualifying
-    where previous_start is null or start_day - previous_start > 30 * :followup_months
+        q.patient_id,
+        q.start_day,
+        q.baseline_mme,
+        q.min_window_mme,
+        lead(q.start_day) over (partition by q.patient_id order by q.start_day) as next_start,
+        w.window_end
+    from taper_qualifying as q
+    inner join patients as w on w.patient_id = q.patient_id
+    where q.previous_start is null or q.start_day - q.previous_start > 30 * :followup_months
 ),
 
 taper_long_gaps as (
@@ -158,8 +168,8 @@ taper_long_gaps as (
     from taper_breaks
     where not supplied
         and break_no > 1
-        and seg_start <= :data_end
-        and least(coalesce(seg_end, :data_end), :data_end) - seg_start + 1 >= :stop_days
+        and seg_start <= window_end
+        and least(coalesce(seg_end, window_end), window_end) - seg_start + 1 >= :stop_days
 ),
 
 taper_stops as (
@@ -176,22 +186,23 @@ taper_stops as (
 -- Between days where t+1, t-29 or t+31 is a segment start b, fall(t) is linear in t, so its largest
 -- value over the follow-up lies at one of those days (b-1, b+29, b-31) or at an end of the range.
 taper_speed_days as (
-    select e.patient_id, e.start_day, b.seg_start + o.shift as t
+    select e.patient_id, e.start_day, e.window_end, b.seg_start + o.shift as t
     from taper_events as e
     inner join taper_breaks as b
         on b.patient_id = e.patient_id
         and b.seg_start between e.start_day - 30 and e.start_day + 30 * :followup_months
     cross join (values (-1), (29), (-31)) as o(shift)
     union
-    select patient_id, start_day, start_day - 1 from taper_events
+    select patient_id, start_day, window_end, start_day - 1 from taper_events
     union
-    select patient_id, start_day, least(start_day + 30 * :followup_months - 31, :data_end - 30) from taper_events
+    select patient_id, start_day, window_end, least(start_day + 30 * :followup_months - 31, window_end - 30)
+    from taper_events
 ),
 
 taper_speed_range as (
     select *
     from taper_speed_days
-    where t between start_day - 1 and least(start_day + 30 * :followup_months - 31, :data_end - 30)
+    where t between start_day - 1 and least(start_day + 30 * :followup_months - 31, window_end - 30)
 ),
 
 -- Second lookup: C at t - 30, t, t + 30 for those days, at the end of follow-up (end dose) and at the
@@ -201,7 +212,7 @@ taper_days as (
     from taper_speed_range as r
     cross join (values (-30), (0), (30)) as o(shift)
     union
-    select e.patient_id, e.start_day, least(e.start_day + 30 * :followup_months - 1, :data_end) - o.shift
+    select e.patient_id, e.start_day, least(e.start_day + 30 * :followup_months - 1, e.window_end) - o.shift
     from taper_events as e
     cross join (values (0), (30)) as o(shift)
     union
@@ -254,7 +265,7 @@ taper_end_doses as (
     from taper_events as e
     inner join taper_day_values as a
         on a.patient_id = e.patient_id and a.start_day = e.start_day
-        and a.day = least(e.start_day + 30 * :followup_months - 1, :data_end)
+        and a.day = least(e.start_day + 30 * :followup_months - 1, e.window_end)
     inner join taper_day_values as b
         on b.patient_id = e.patient_id and b.start_day = e.start_day and b.day = a.day - 30
 ),

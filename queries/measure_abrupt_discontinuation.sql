@@ -10,6 +10,7 @@
 -- period, or whose taper in the period is left out (_stored_tapers.sql), is left out; true returns them.
 with
 -- @include opioid_rx
+-- @include measurable_patients
 -- @include dose_segments
 -- @include stored_tapers
 start_baselines as (
@@ -59,3 +60,4 @@ final as (
 )
 
 select * from final
+where patient_id in (select patient_id from measurable_patients)

@@ -7,6 +7,7 @@
 -- days in the period with both opioid and benzodiazepine supply), value (the overlap days).
 with
 -- @include opioid_rx
+-- @include measurable_patients
 -- @include dose_segments
 -- @include attribution
 opioid_patients as (
@@ -79,3 +80,4 @@ final as (
 )
 
 select * from final
+where patient_id in (select patient_id from measurable_patients)

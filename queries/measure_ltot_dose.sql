@@ -10,6 +10,7 @@
 -- MME on days with supply >= :threshold_mme), value (that average, MME a day).
 with
 -- @include opioid_rx
+-- @include measurable_patients
 -- @include dose_segments
 -- @include periods
 -- @include period_dose
@@ -30,3 +31,4 @@ final as (
 )
 
 select * from final
+where patient_id in (select patient_id from measurable_patients)

@@ -6,6 +6,7 @@
 -- value (the largest number of prescribers in such a window).
 with
 -- @include opioid_rx
+-- @include measurable_patients
 -- @include attribution
 period_fills as (
     select patient_id, fill_date, clinician_id
@@ -40,3 +41,4 @@ final as (
 )
 
 select * from final
+where patient_id in (select patient_id from measurable_patients)

@@ -7,6 +7,7 @@
 -- value (NULL). CDC 2022 recommendation 8: offer naloxone at >= 50 MME a day.
 with
 -- @include opioid_rx
+-- @include measurable_patients
 -- @include dose_segments
 -- @include periods
 -- @include period_dose
@@ -32,3 +33,4 @@ final as (
 )
 
 select * from final
+where patient_id in (select patient_id from measurable_patients)

@@ -1,11 +1,12 @@
 -- measure_new_start_to_ltot: new starts whose episode becomes long-term therapy (Von Korff 2008).
--- Parameters: :exclude; :start, :end, :data_start (date); :new_start_lookback (90); long-term episodes as measured at load
+-- Parameters: :exclude; :start, :end (date); :new_start_lookback (90); long-term episodes as measured at load
 -- time (_stored_ltot_episodes.sql, default Von Korff parameters).
 -- Returns one row per new start in the period: patient_id, clinician_id (the index prescriber), clinic_id,
 -- in_numerator (the episode beginning at the index fill is long-term, using all data available),
 -- value (the episode's length in days).
 with
 -- @include opioid_rx
+-- @include measurable_patients
 -- @include new_starts
 -- @include stored_ltot_episodes
 final as (
@@ -20,3 +21,4 @@ final as (
 )
 
 select * from final
+where patient_id in (select patient_id from measurable_patients)

@@ -6,6 +6,7 @@
 -- in_numerator (speed > :rapid_min_pct % of baseline a month), value (the speed).
 with
 -- @include opioid_rx
+-- @include measurable_patients
 -- @include stored_tapers
 anchors as (
     select patient_id, taper_start as anchor_day
@@ -26,3 +27,4 @@ final as (
 )
 
 select * from final
+where patient_id in (select patient_id from measurable_patients)

@@ -19,8 +19,20 @@ create table if not exists patients (
     cancer boolean not null,
     hospice_palliative boolean not null,
     sickle_cell boolean not null,
-    opioid_use_disorder boolean not null
+    opioid_use_disorder boolean not null,
+    -- The span over which the patient's data is complete (OMOP observation period, enrolment, death), as
+    -- given in patients.csv (NULL when not given) ...
+    record_start date,
+    record_end date,
+    -- ... and the window every rule uses: the given span clipped to the data set's first fill date and
+    -- extract date (a blank record_start or record_end takes those). Set by every load (rebuild_derived).
+    window_start date,
+    window_end date
 );
+alter table patients add column if not exists record_start date;
+alter table patients add column if not exists record_end date;
+alter table patients add column if not exists window_start date;
+alter table patients add column if not exists window_end date;
 create table if not exists prescriptions (
     rx_id varchar not null,
     patient_id varchar not null,
@@ -46,6 +58,13 @@ create table if not exists prescriptions (
 -- A database made before form_group existed gets the column (empty until loaded again with --replace;
 -- analysis.db.is_current reports such a database as made by an older version).
 alter table prescriptions add column if not exists form_group varchar;
+-- How the drug was identified (analysis.drugs.DRUG_SOURCES): given (its ingredient/strength/unit fields),
+-- ndc or rxcui (its code in a code reference), name (its drug name read). Empty on older loads.
+alter table prescriptions add column if not exists drug_source varchar;
+-- How the quantity and days supply were obtained (analysis.ingest.QUANTITY_SOURCES; README "Prescribing
+-- orders"): given (both given: a dispensing), or derived from an order's units_per_day and days (sig_days,
+-- sig_end, sig_open, qty_end, qty_sig). Empty on a database loaded before the column existed.
+alter table prescriptions add column if not exists quantity_source varchar;
 create table if not exists events (
     patient_id varchar not null,
     event_date date not null,
@@ -73,7 +92,15 @@ create table if not exists load_runs (
     loaded_at timestamp not null,
     source_dir varchar not null,
     replaced boolean not null,
-    strict_mode boolean not null
+    strict_mode boolean not null,
+    extract_date date
+);
+alter table load_runs add column if not exists extract_date date;
+-- The extract date in force (one row): the end of the data, given with rxdash load --extract-date or the
+-- last fill date (analysis.ingest._extract_date); queries/data_bounds.sql reads it.
+create table if not exists data_extract (
+    extract_date date not null,
+    given boolean not null
 );
 create table if not exists load_counts (
     run_id varchar not null,
@@ -88,6 +115,29 @@ create table if not exists load_reject_reasons (
     table_name varchar not null,
     reason_code varchar not null,
     n_rows bigint not null
+);
+-- Rows skipped by a load (prescriptions of other drugs, analysis.drugs.SKIP_REASONS), by file and reason.
+create table if not exists load_skip_reasons (
+    run_id varchar not null,
+    table_name varchar not null,
+    reason_code varchar not null,
+    n_rows bigint not null
+);
+-- rows_read = rows_loaded + rows_skipped + rows_rejected (rows_skipped is empty on loads made before it).
+alter table load_counts add column if not exists rows_skipped bigint;
+-- The NDC reference in force (analysis/ndc.py): bundled (refreshed by every load) or loaded by
+-- `rxdash reference ndc FILE` (kept by later loads). strength is per unit of strength_unit.
+create table if not exists ref_ndc (
+    ndc11 varchar not null,
+    product_name varchar,
+    ingredient varchar not null,
+    strength double precision not null,
+    strength_unit varchar not null,
+    dose_form varchar,
+    long_acting boolean not null,
+    drug_class varchar,
+    edition varchar not null,
+    origin varchar not null
 );
 -- Derived: each patient's daily MME as stretches of constant dose, per factor set; rebuilt by every load
 -- from queries/build_dose_segments.sql so that every query reads the daily series instead of recomputing it.

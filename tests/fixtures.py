@@ -37,13 +37,14 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
-def write_dataset(folder: Path, **tables: list[list[str]]) -> Path:
-    """Write the five files; any table passed as a keyword replaces the default rows."""
+def write_dataset(folder: Path, headers: dict[str, list[str]] | None = None, **tables: list[list[str]]) -> Path:
+    """Write the five files; any table passed as a keyword replaces the default rows, and `headers` the
+    default header of a table (for the optional columns)."""
     folder.mkdir(parents=True, exist_ok=True)
     defaults = {"clinics": CLINICS, "clinicians": CLINICIANS, "patients": PATIENTS,
                 "prescriptions": PRESCRIPTIONS, "events": EVENTS}
     for name, header in HEADERS.items():
-        write_csv(folder / f"{name}.csv", header, tables.get(name, defaults[name]))
+        write_csv(folder / f"{name}.csv", (headers or {}).get(name, header), tables.get(name, defaults[name]))
     return folder
 
 

@@ -24,8 +24,8 @@ def test_load_prints_counts_and_writes_rejects_in_the_working_folder(tmp_path):
     result = run("load", str(SAMPLE), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     table = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if ".csv " in line}
-    assert table["prescriptions.csv"] == ["21,894", "21,881", "13"]
-    assert table["patients.csv"] == ["1,202", "1,200", "2"]
+    assert table["prescriptions.csv"] == ["21,894", "21,881", "0", "13"]   # read, loaded, skipped, rejected
+    assert table["patients.csv"] == ["1,202", "1,200", "0", "2"]
     assert "rejected 2 × conflicting_duplicate" in result.stdout
     assert (tmp_path / "rxdash.duckdb").is_file()  # the default embedded database
     lines = (tmp_path / "rejects.csv").read_text(encoding="utf-8").splitlines()
@@ -67,6 +67,30 @@ def test_strict_refuses_the_whole_load(tmp_path):
     with engine.connect() as conn:  # exactly as it was: not even the tables were created
         assert not sa.inspect(conn).has_table("prescriptions")
     engine.dispose()
+
+
+def test_a_prescriptions_file_that_loads_nothing_exits_1_with_one_line(tmp_path):
+    # Every prescription names an NDC-less, nameless drug: nothing can load, so nothing is loaded.
+    rows = [[f"X{i}", "P1", "D1", "2025-01-10", "", "", "", "", "", "20", "10", ""] for i in range(4)]
+    folder = write_dataset(tmp_path / "d", prescriptions=rows)
+    result = run("load", str(folder), "--db", f"duckdb:///{tmp_path / 's.duckdb'}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("rxdash load: error: prescriptions.csv: no row could be loaded, none of its 4 rows "
+                                     "(4 × unparseable_drug; see rejects.csv); nothing was loaded")
+    assert len((tmp_path / "rejects.csv").read_text(encoding="utf-8").splitlines()) == 1 + 4
+
+
+def test_load_states_the_extract_date_given_or_taken_from_the_last_fill(tmp_path):
+    folder = write_dataset(tmp_path / "d")   # fills on 2025-01-01, 2025-01-31 and 2025-02-01
+    result = run("load", str(folder), "--db", f"duckdb:///{tmp_path / 'a.duckdb'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ("Extract date: 2025-02-01 (the last fill date; set it with --extract-date); every patient's record ends "
+            "there unless the patient's record_end is earlier") in result.stdout
+    result = run("load", str(folder), "--db", f"duckdb:///{tmp_path / 'b.duckdb'}", "--extract-date", "2025-01-31",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Extract date: 2025-01-31 (given)" in result.stdout
+    assert "rejected 2 × after_extract_date" in result.stdout   # R3, R4 on 2025-02-01
 
 
 def test_generate_writes_the_five_files(tmp_path):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis import db, dose, ingest
-from tests.fixtures import CLINICIANS, CLINICS, write_dataset
+from tests.fixtures import CLINICIANS, CLINICS, HEADERS, write_dataset
 
 D = dt.date
 OXY10 = "oxycodone hydrochloride 10 MG Oral Tablet"  # 10 mg x 1.5 = 15 MME a tablet in every set
@@ -32,10 +32,11 @@ def monthly(pid: str, start: dt.date, doses: list[float], every: int = 30) -> li
             for i, mme in enumerate(doses)]
 
 
-def load(engine, tmp_path, patients, prescriptions, events=()):
+def load(engine, tmp_path, patients, prescriptions, events=(), extract_date=None):
     folder = write_dataset(tmp_path / "d", clinics=CLINICS, clinicians=CLINICIANS, patients=patients,
                            prescriptions=prescriptions, events=list(events))
-    ingest.load_directory(engine, folder, tmp_path / "rejects.csv", as_of=D(2026, 1, 1))
+    return ingest.load_directory(engine, folder, tmp_path / "rejects.csv", as_of=D(2026, 1, 1),
+                                 extract_date=extract_date)
 
 
 def run(engine, name, factor_set="cdc2022", exclude=True, **params):
@@ -211,6 +212,37 @@ def test_thirty_day_windows_and_whole_period(engine, tmp_path):
     assert whole["avg_mme_period"].tolist() == [pytest.approx(10)]
 
 
+def test_a_prescribing_order_becomes_thirty_day_fills_at_its_daily_dose(engine, tmp_path):
+    # Issue 13: an order (no quantity, no days_supply) of oxycodone 5 mg tablets, 4 a day, from 2025-01-01
+    # to 2025-03-31 (31 + 28 + 31 = 90 days) is three consecutive 30-day fills of 4 x 30 = 120 tablets, on
+    # 01-01, 01-31 and 03-02; each is 120 x 5 mg x 1.5 / 30 = 30 MME a day, marked as derived (sig_end).
+    header = HEADERS["prescriptions"] + ["units_per_day", "end_date"]
+    oxy5 = "Oxycodone Hydrochloride 5 MG Oral Tablet"
+    folder = write_dataset(tmp_path / "d", headers={"prescriptions": header}, clinics=CLINICS,
+                           clinicians=CLINICIANS, patients=[patient("P1")], events=[],
+                           prescriptions=[["O1", "P1", "D1", "2025-01-01", oxy5, "", "", "", "", "", "", "",
+                                           "4", "2025-03-31"]])
+    ingest.load_directory(engine, folder, tmp_path / "rejects.csv", as_of=D(2026, 1, 1), extract_date=D(2025, 6, 30))
+    per_rx = run(engine, "rx_daily_mme").sort_values("fill_date")
+    assert per_rx[["rx_id", "fill_date", "days_supply"]].values.tolist() == [
+        ["O1", D(2025, 1, 1), 30], ["O1~fill2", D(2025, 1, 31), 30], ["O1~fill3", D(2025, 3, 2), 30]]
+    assert per_rx["daily_mme"].tolist() == [pytest.approx(30)] * 3
+    with engine.connect() as conn:
+        sources = conn.exec_driver_sql("select distinct quantity_source from prescriptions").scalars().all()
+        segments = conn.exec_driver_sql(
+            "select seg_start, seg_end, daily_mme, supplied from daily_dose_segments "
+            "where factor_set = 'cdc2022' and patient_id = 'P1' order by seg_start").all()
+    assert sources == ["sig_end"]
+    # The stored daily series: 30 MME every day from 01-01 to 03-31 (stretches that follow each other
+    # without a gap), then no supply from 04-01 on.
+    supplied = [s for s in segments if s.supplied]
+    assert supplied[0].seg_start == D(2025, 1, 1) and supplied[-1].seg_end == D(2025, 3, 31)
+    assert all(b.seg_start == a.seg_end + dt.timedelta(days=1) for a, b in zip(supplied, supplied[1:]))
+    assert [s.daily_mme for s in supplied] == [pytest.approx(30)] * len(supplied)
+    rest = segments[len(supplied):]
+    assert [(s.seg_start, s.daily_mme, s.supplied) for s in rest] == [(D(2025, 4, 1), 0, False)]
+
+
 # --- Long-term opioid therapy (Von Korff 2008) ------------------------------------------------------
 LTOT = dose.LtotParams().sql()
 
@@ -304,7 +336,8 @@ def tapers(engine, tmp_path):
     pts = [patient(p, cancer="1" if p == "CANCER" else "0", hospice="true" if p == "HOSPICE" else "0") for p in data]
     # An ED visit 20 days after the abrupt stop, and one 400 days after it (outside the year).
     events = [["ABRUPT", "2024-09-05", "ed_visit"], ["ABRUPT", "2025-09-20", "ed_visit"]]
-    load(engine, tmp_path, pts, [r for rows in data.values() for r in rows], events)
+    # The data were extracted on DATA_END: later fills are rejected, and every record ends there.
+    load(engine, tmp_path, pts, [r for rows in data.values() for r in rows], events, extract_date=DATA_END)
     return engine
 
 

@@ -281,7 +281,8 @@ def test_a_large_but_finite_quantity_still_loads(engine, tmp_path):
 def test_a_non_finite_strength_is_an_unparseable_drug(engine, tmp_path, strength):
     folder = write_dataset(tmp_path / "d")
     (folder / "prescriptions.csv").write_text(
-        "\n".join([RX_HEADER, f"R3,P1,D1,2025-02-01,,oxycodone,{strength},MG,Oral Tablet,60,30,"]) + "\n",
+        "\n".join([RX_HEADER, f"R1,P1,D1,2025-01-01,{OXY10},,,,,60,30,",
+                   f"R3,P1,D1,2025-02-01,,oxycodone,{strength},MG,Oral Tablet,60,30,"]) + "\n",
         encoding="utf-8")
     load(engine, folder, tmp_path)
     assert [r["reason_code"] for r in read_rejects(tmp_path / "rejects.csv")] == ["unparseable_drug"]
@@ -299,7 +300,8 @@ def test_a_strength_of_four_hundred_digits_in_a_drug_name_is_refused():
 def test_rejects_file_cells_a_spreadsheet_would_run_are_neutralised(engine, tmp_path):
     folder = write_dataset(tmp_path / "d")
     rows = [[name, "P1", "D1", "2025-02-30", OXY10, "", "", "", "", "60", "30", ""] for name in FORMULA_NAMES]
-    (folder / "prescriptions.csv").write_text(csv_text(HEADERS["prescriptions"], rows), encoding="utf-8")
+    good = ["R1", "P1", "D1", "2025-01-01", OXY10, "", "", "", "", "60", "30", ""]   # a file that loads nothing is refused
+    (folder / "prescriptions.csv").write_text(csv_text(HEADERS["prescriptions"], [good, *rows]), encoding="utf-8")
     load(engine, folder, tmp_path)
     ids = [r["row_id"] for r in read_rejects(tmp_path / "rejects.csv")]
     # Each starts with = + - @ tab or CR: a leading quote makes it text in every spreadsheet.

@@ -9,9 +9,9 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from analysis import ingest
+from analysis import db, ingest
 from tests.conftest import SAMPLE
-from tests.fixtures import OXY10, PRESCRIPTIONS, read_rejects, write_csv, write_dataset
+from tests.fixtures import HEADERS, OXY10, PRESCRIPTIONS, read_rejects, write_csv, write_dataset
 
 AS_OF = dt.date(2026, 1, 1)
 
@@ -254,3 +254,163 @@ def test_reference_tables_are_loaded_with_sources(engine, tmp_path):
     assert tuple(fentanyl) == (2.4, 3.0)
     assert [tuple(t) for t in tiers] == [(0, 20, 4), (20, 40, 8), (40, 60, 10), (60, None, 12)]
     assert blank_sources == 0
+
+
+# --- Prescribing orders: quantity and days supply derived from the sig (units_per_day) and the days ---------
+ORDER_HEADER = HEADERS["prescriptions"] + ["units_per_day", "end_date"]
+OXY5 = "Oxycodone Hydrochloride 5 MG Oral Tablet"
+
+
+def order(rx_id="O9", fill="2025-03-01", quantity="", days="", units="", end="", patient="P1", drug=OXY10):
+    """A prescriptions.csv row with the two optional order columns (quantity and days blank by default)."""
+    return rx(rx_id, patient=patient, fill=fill, drug=drug, quantity=quantity, days=days) + [units, end]
+
+
+def load_orders(engine, tmp_path, rows, extract_date=dt.date(2025, 6, 30), **kw):
+    """The fixture's four dispensings plus `rows`, in a prescriptions.csv with units_per_day and end_date."""
+    folder = write_dataset(tmp_path / "d", headers={"prescriptions": ORDER_HEADER},
+                           prescriptions=[r + ["", ""] for r in PRESCRIPTIONS] + rows)
+    return load(engine, folder, tmp_path, extract_date=extract_date, **kw)
+
+
+def stored(engine, where="rx_id not in ('R1', 'R2', 'R3', 'R4')"):
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(
+            "select rx_id, fill_date, days_supply, quantity, quantity_source from prescriptions "
+            f"where {where} order by fill_date, rx_id").all()]
+
+
+def test_an_order_longer_than_the_longest_fill_becomes_consecutive_fills(engine, tmp_path):
+    # 2025-01-01 to 2025-03-31 is 31 + 28 + 31 = 90 days; 4 tablets a day. Split into 30-day fills: the
+    # first on 01-01, the second 30 days later (01-31), the third 60 days later (03-02: Jan 31 + Feb 28 =
+    # 59 days to 03-01), each 30 days and 4 x 30 = 120 tablets; the first keeps the rx_id.
+    report = load_orders(engine, tmp_path, [order("O1", fill="2025-01-01", units="4", end="2025-03-31", drug=OXY5)])
+    rx_report = report.tables[3]
+    # One input row is one row loaded, stored as three fills; loaded + rejected = read counts input rows.
+    assert (rx_report.rows_read, rx_report.rows_loaded, rx_report.rows_rejected) == (5, 5, 0)
+    assert (rx_report.fills_loaded, rx_report.orders_split) == (7, 1)
+    assert stored(engine) == [
+        ("O1", dt.date(2025, 1, 1), 30, 120.0, "sig_end"),
+        ("O1~fill2", dt.date(2025, 1, 31), 30, 120.0, "sig_end"),
+        ("O1~fill3", dt.date(2025, 3, 2), 30, 120.0, "sig_end"),
+    ]
+    assert stored(engine, "rx_id = 'R1'") == [("R1", dt.date(2025, 1, 1), 30, 60.0, "given")]
+
+
+def test_given_values_win_and_each_derivation_is_recorded(engine, tmp_path):
+    rows = [
+        order("G1", quantity="60", days="30", units="4", end="2025-03-31"),  # both given: the sig and end ignored
+        order("G2", fill="2025-03-02", quantity="180", days="90"),         # a 90-day dispensing stays one fill
+        order("S1", fill="2025-03-03", days="14", units="4"),              # 4 x 14 = 56
+        order("S2", fill="2025-03-04", quantity="0", days="10", units="2.5"),  # a 0 quantity: 2.5 x 10 = 25
+        order("Q1", fill="2025-03-05", quantity="90", units="3"),          # 90 / 3 = 30 days
+        # 100 / 3 = 33.3, rounded up to 34 days: fills of 30 and 4 days holding 100 x 30/34 and 100 x 4/34.
+        order("Q2", fill="2025-03-06", quantity="100", days="0", units="3"),
+        order("E1", fill="2025-03-07", quantity="60", end="2025-03-16"),   # 03-07 .. 03-16 is 10 days
+    ]
+    report = load_orders(engine, tmp_path, rows)
+    assert (report.tables[3].rows_loaded, report.tables[3].rows_rejected, report.tables[3].fills_loaded) == (11, 0, 12)
+    got = stored(engine)
+    assert got[:6] == [
+        ("G1", dt.date(2025, 3, 1), 30, 60.0, "given"),
+        ("G2", dt.date(2025, 3, 2), 90, 180.0, "given"),
+        ("S1", dt.date(2025, 3, 3), 14, 56.0, "sig_days"),
+        ("S2", dt.date(2025, 3, 4), 10, 25.0, "sig_days"),
+        ("Q1", dt.date(2025, 3, 5), 30, 90.0, "qty_sig"),
+        ("Q2", dt.date(2025, 3, 6), 30, pytest.approx(1500 / 17), "qty_sig"),
+    ]
+    assert got[6:] == [("E1", dt.date(2025, 3, 7), 10, 60.0, "qty_end"),
+                       ("Q2~fill2", dt.date(2025, 4, 5), 4, pytest.approx(200 / 17), "qty_sig")]
+    # The Data quality page's split: R1-R4, G1, G2 given (R4 is alprazolam, not an opioid); opioid days
+    # 30 + 30 + 30 (R1-R3) + 30 + 90 = 210 given, 14 + 10 = 24 sig_days, 30 + 30 + 4 = 64 qty_sig, 10 qty_end.
+    with engine.connect() as conn:
+        split = db.read_frame(conn, "quantity_sources")
+    assert sorted(split.itertuples(index=False, name=None)) == [
+        ("given", 6, 5, 210), ("qty_end", 1, 1, 10), ("qty_sig", 3, 3, 64), ("sig_days", 2, 2, 24)]
+
+
+def test_an_open_order_runs_to_the_extract_date(engine, tmp_path):
+    # No end_date, days_supply or quantity: from 2025-05-01 to the extract date 2025-06-30 is 31 + 30 = 61
+    # days at 2 tablets a day: fills of 30, 30 and 1 day (05-01, 05-31, 06-30) holding 60, 60 and 2.
+    load_orders(engine, tmp_path, [order("OPEN", fill="2025-05-01", units="2")], extract_date=dt.date(2025, 6, 30))
+    assert stored(engine) == [
+        ("OPEN", dt.date(2025, 5, 1), 30, 60.0, "sig_open"),
+        ("OPEN~fill2", dt.date(2025, 5, 31), 30, 60.0, "sig_open"),
+        ("OPEN~fill3", dt.date(2025, 6, 30), 1, 2.0, "sig_open"),
+    ]
+
+
+def test_the_longest_fill_is_a_parameter(engine, tmp_path):
+    # The 90-day order in 45-day fills: 01-01 and 02-15 (31 days to 02-01, 14 more), 4 x 45 = 180 each.
+    rows = [order("O1", fill="2025-01-01", units="4", end="2025-03-31")]
+    load_orders(engine, tmp_path, rows, max_fill_days=45)
+    assert stored(engine) == [("O1", dt.date(2025, 1, 1), 45, 180.0, "sig_end"),
+                              ("O1~fill2", dt.date(2025, 2, 15), 45, 180.0, "sig_end")]
+    load_orders(engine, tmp_path, rows, max_fill_days=90, replace=True)
+    assert stored(engine) == [("O1", dt.date(2025, 1, 1), 90, 360.0, "sig_end")]
+    with pytest.raises(ingest.LoadError, match="must be a whole number of days from 1 to 365"):
+        load_orders(engine, tmp_path, rows, max_fill_days=0, replace=True)
+
+
+# One bad order row (line 6, after the four good dispensings) per reason; rows that derive nothing keep
+# the codes a dispensing has (non_positive_quantity, missing_days_supply, ...).
+BAD_ORDERS = [
+    (order(days="30"), "no_quantity", "quantity is blank and units_per_day is blank: nothing gives the quantity"),
+    (order(), "no_quantity", "nothing gives the quantity"),
+    (order(quantity="0", days="30"), "non_positive_quantity", "must be greater than zero"),
+    (order(quantity="60"), "missing_days_supply", "days_supply is blank and neither end_date nor units_per_day"),
+    (order(quantity="60", days="0"), "non_positive_days_supply", "must be at least 1"),
+    (order(days="400", units="4"), "days_supply_over_365", "days_supply 400 is over 365 days"),
+    (order(units="four"), "bad_units_per_day", "units_per_day 'four' is not a number"),
+    (order(units="0"), "non_positive_units_per_day", "units_per_day 0 must be greater than zero"),
+    (order(units="-2", quantity="60", days="30"), "non_positive_units_per_day", "must be greater than zero"),
+    (order(units="4", end="2025-02-30"), "bad_end_date", "end_date '2025-02-30' is not a real date"),
+    (order(units="4", end="31/03/2025"), "bad_end_date", "YYYY-MM-DD"),
+    (order(units="4", end="2025-02-01"), "end_before_fill", "end_date 2025-02-01 is before fill_date 2025-03-01"),
+    (order(units="4", end="2040-01-01"), "order_days_over_3650", "2025-03-01 to end_date 2040-01-01 is over 3650"),
+    (order(quantity="1000000", units="1"), "order_days_over_3650", "lasts over 3650 days"),
+]
+
+
+@pytest.mark.parametrize("row, code, text", BAD_ORDERS, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD_ORDERS)])
+def test_an_order_that_gives_no_quantity_or_days_is_rejected_with_its_reason(engine, tmp_path, row, code, text):
+    report = load_orders(engine, tmp_path, [row])
+    rx_report = report.tables[3]
+    assert (rx_report.rows_read, rx_report.rows_loaded, rx_report.rows_rejected) == (5, 4, 1)
+    assert rx_report.fills_loaded == 4
+    [reject] = read_rejects(tmp_path / "rejects.csv")
+    assert (reject["line"], reject["row_id"], reject["reason_code"]) == ("6", "O9", code)
+    assert text in reject["reason"]
+
+
+def test_an_order_whose_later_fill_ids_are_taken_is_rejected(engine, tmp_path):
+    # O1 would be stored as O1, O1~fill2, O1~fill3; the file also holds a prescription O1~fill3.
+    rows = [order("O1", fill="2025-01-01", units="4", end="2025-03-31"), order("O1~fill3", quantity="60", days="30"),
+            order("X~fill2", quantity="60", days="30")]
+    report = load_orders(engine, tmp_path, rows)
+    assert report.tables[3].reasons == {"fill_id_taken": 1}
+    [reject] = read_rejects(tmp_path / "rejects.csv")
+    assert reject["row_id"] == "O1" and "O1~fill3" in reject["reason"]
+    assert [r[0] for r in stored(engine)] == ["O1~fill3", "X~fill2"]
+    # An id stored by an earlier load counts too: appending an order X of two fills (02-01 to 03-31 is
+    # 28 + 31 = 59 days) after X~fill2 was loaded.
+    report = load_orders(engine, tmp_path, [order("X", fill="2025-02-01", units="1", end="2025-03-31")])
+    assert report.tables[3].reasons == {"already_loaded": 4, "fill_id_taken": 1}
+    assert [r[0] for r in stored(engine)] == ["O1~fill3", "X~fill2"]
+
+
+def test_appending_an_order_again_rejects_it_as_already_loaded(engine, tmp_path):
+    rows = [order("O1", fill="2025-01-01", units="4", end="2025-03-31")]
+    load_orders(engine, tmp_path, rows)
+    before = stored(engine)
+    report = load_orders(engine, tmp_path, rows)
+    assert report.tables[3].reasons == {"already_loaded": 5}
+    assert stored(engine) == before
+
+
+def test_a_database_loaded_before_quantity_source_is_reported_as_older(engine, tmp_path):
+    load(engine, write_dataset(tmp_path / "d"), tmp_path)
+    with engine.begin() as conn:
+        assert db.is_current(conn)
+        conn.exec_driver_sql("alter table prescriptions drop column quantity_source")
+        assert not db.is_current(conn)

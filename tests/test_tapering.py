@@ -36,6 +36,17 @@ def test_relative_segments_count_days_from_the_start_and_stop_at_the_data_end():
     assert got.values.tolist() == [[1, -180, -1, 100.0], [1, 0, 89, 50.0], [1, 90, 121, 0.0]]
 
 
+def test_relative_segments_stop_at_the_patient_record_end_when_it_is_earlier():
+    picked = pd.DataFrame({"patient_id": ["P1"], "taper_start": [D(2025, 3, 1)], "baseline_mme": [100.0],
+                           "panel": [1], "window_end": [D(2025, 6, 9)]})
+    segments = pd.DataFrame({
+        "patient_id": ["P1"] * 2, "seg_start": [D(2025, 3, 1), D(2025, 5, 30)], "seg_end": [D(2025, 5, 29), None],
+        "daily_mme": [50.0, 0.0], "supplied": [True, False]})
+    # The record ends 2025-06-09 (day 100), before the data end (day 121): the open stretch stops at day 100.
+    got = tapering.relative_segments(segments, picked, D(2025, 6, 30))
+    assert got.values.tolist() == [[1, 0, 89, 50.0], [1, 90, 100, 0.0]]
+
+
 def test_events_after_tapers_by_speed_band():
     tapers = pd.DataFrame({"patient_id": ["A", "B", "C", "E"], "taper_start": [D(2025, 1, 1)] * 4,
                            "max_monthly_reduction_pct": [5.0, 25.0, 50.0, 80.0]})

@@ -10,7 +10,26 @@ import streamlit as st
 
 from analysis import charts, dose, exports
 from analysis.display import md
+from analysis.drugs import SKIP_REASONS
+from analysis.ingest import QUANTITY_SOURCES
 from dashboard import data, viewer
+
+
+def _record_windows(w: pd.Series) -> None:
+    """Each patient's own record window (patients.csv record_start / record_end), in one sentence."""
+    if not w["with_record_start"] and not w["with_record_end"]:
+        st.caption("No patient has a record window of its own (record_start, record_end): every record is taken "
+                   "to run from the first fill to the extract date.")
+        return
+    st.caption(f"Record windows: {w['with_record_start']:,} of {w['patients']:,} patients have a record_start and "
+               f"{w['with_record_end']:,} a record_end; {w['ending_early']:,} records end before the extract date. "
+               "Supply that stops within 60 days of a record's end is not counted as a discontinuation, and a "
+               "patient whose record cannot hold the days a measure needs is left out of it (not counted as 0).")
+
+
+DRUG_SOURCE_LABELS = {"given": "its ingredient, strength and unit fields", "ndc": "its NDC (NDC reference)",
+                      "rxcui": "its RxCUI (RxCUI reference)", "name": "its drug name, read",
+                      "unrecorded": "not recorded (loaded by an older version)"}
 
 
 def render() -> None:
@@ -21,6 +40,8 @@ def render() -> None:
         history = data.query("load_history")
         reasons = data.query("reject_reasons")
         drugs = data.query("drug_mapping")
+        sources = data.query("drug_sources")
+        skips = data.query("skip_reasons")
         summary = data.query("data_summary").iloc[0]
     except data.DataUnavailable as e:
         st.info(str(e), icon=":material/info:")
@@ -37,18 +58,29 @@ def render() -> None:
     cols[3].metric("Prescriptions", f"{summary['prescriptions']:,}")
     cols[4].metric("Events", f"{summary['events']:,}")
     if summary["first_fill"] is not None:
-        st.caption(f"Fills from {summary['first_fill']:%d %b %Y} to {summary['last_fill']:%d %b %Y}; the last fill "
-                   "date stands for the extract date (supply running past it is not yet known).")
+        windows = data.query("record_windows_summary").iloc[0]
+        how = ("given when the data were loaded" if windows["extract_given"] else
+               "the last fill date, since none was given (`rxdash load --extract-date`)")
+        st.caption(f"Fills from {summary['first_fill']:%d %b %Y} to {summary['last_fill']:%d %b %Y}. Extract date: "
+                   f"{windows['extract_date']:%d %b %Y}, {how}: supply running past it is not yet known.")
+        _record_windows(windows)
 
     latest = history[history["run_id"] == history["run_id"].iloc[0]]
     st.subheader("Latest load")
     st.caption(f"Loaded {latest['loaded_at'].iloc[0]:%d %b %Y %H:%M} from {md(latest['source_dir'].iloc[0])}. "
-               "Every row read is either loaded or rejected with a reason (rows read = loaded + rejected).")
+               "Every row read is loaded, skipped as another drug's prescription, or rejected with a reason "
+               "(rows read = loaded + skipped + rejected).")
     st.dataframe(
-        latest[["table_name", "rows_read", "rows_loaded", "rows_rejected", "ignored_columns"]],
+        latest[["table_name", "rows_read", "rows_loaded", "rows_skipped", "rows_rejected", "ignored_columns"]],
         hide_index=True, width="stretch",
-        column_config={"table_name": "File", "rows_read": "Read", "rows_loaded": "Loaded",
+        column_config={"table_name": "File", "rows_read": "Read", "rows_loaded": "Loaded", "rows_skipped": "Skipped",
                        "rows_rejected": "Rejected", "ignored_columns": "Extra columns ignored"})
+    if not skips.empty:
+        st.caption("Skipped, not errors: " + "; ".join(
+            f"{r.n_rows:,} rows: other drugs ({SKIP_REASONS.get(r.reason_code, r.reason_code)})"
+            for r in skips.itertuples()) + ". A prescription whose code is in neither code reference and whose "
+            "name or fields do not name an opioid, benzodiazepine, buprenorphine or naloxone product is skipped; "
+            "such rows are not written to the rejects file.")
     if reasons.empty:
         st.success("No rows were rejected.")
     else:
@@ -71,6 +103,8 @@ def render() -> None:
                        "tapers) for the periods they cover, never counted as 0 MME:")
             st.dataframe(missing[["ingredient", "strength_unit", "prescriptions"]], hide_index=True)
 
+    _quantity_sources()
+
     st.subheader("Drug descriptions")
     unmapped = drugs[drugs["drug_class"] == "unmapped"]
     parsed_share = drugs.loc[drugs["drug_parsed"], "prescriptions"].sum() / max(drugs["prescriptions"].sum(), 1)
@@ -82,13 +116,18 @@ def render() -> None:
         st.warning("These ingredients are not in the drug reference, so no measure counts them:")
         st.dataframe(unmapped[["drug_name", "ingredient", "prescriptions"]], hide_index=True)
     st.dataframe(drugs, hide_index=True, width="stretch")
+    if not sources.empty:
+        st.markdown("**How each prescription's drug was identified** (its own fields win over its codes, an NDC "
+                    "over an RxCUI, codes over reading the drug name; Methods names the NDC reference in force):")
+        st.dataframe(sources.assign(drug_source=sources["drug_source"].map(lambda s: DRUG_SOURCE_LABELS.get(s, s))),
+                     hide_index=True, column_config={"drug_source": "Identified by", "prescriptions": "Prescriptions"})
 
     st.subheader("Load history")
     runs = history.groupby(["run_id", "loaded_at", "source_dir"], as_index=False)[
-        ["rows_read", "rows_loaded", "rows_rejected"]].sum().sort_values("loaded_at", ascending=False)
+        ["rows_read", "rows_loaded", "rows_skipped", "rows_rejected"]].sum().sort_values("loaded_at", ascending=False)
     st.dataframe(runs, hide_index=True, width="stretch",
                  column_config={"run_id": "Run", "loaded_at": "Loaded at", "source_dir": "From", "rows_read": "Read",
-                                "rows_loaded": "Loaded", "rows_rejected": "Rejected"})
+                                "rows_loaded": "Loaded", "rows_skipped": "Skipped", "rows_rejected": "Rejected"})
     if v.audit_log:
         audit_log()
 
@@ -107,3 +146,34 @@ def audit_log(limit: int = 500) -> None:
     columns = [c for c in ("at", "event", "user", "role", "what", "filters") if c in entries]
     st.caption(f"The last {len(entries):,} entries of {md(path)}, newest first.")
     st.dataframe(entries[columns].iloc[::-1], hide_index=True, width="stretch")
+
+
+def _quantity_sources() -> None:
+    """How much of the supply is measured (a dispensing's quantity and days supply) and how much is inferred
+    from prescribing orders (units_per_day with days_supply, end_date or an open order): queries/quantity_sources.sql."""
+    st.subheader("Measured or inferred supply")
+    try:
+        q = data.query("quantity_sources")
+    except data.DataUnavailable as e:
+        st.info(str(e), icon=":material/info:")
+        return
+    if q.empty:
+        return
+    inferred = ~q["quantity_source"].isin(["given", "not recorded"])
+    opioid, days = q["opioid_prescriptions"].sum(), q["opioid_days_supply"].sum()
+    cols = st.columns(2)
+    cols[0].metric("Opioid prescriptions with a measured quantity",
+                   f"{q.loc[q['quantity_source'] == 'given', 'opioid_prescriptions'].sum() / opioid:.1%}" if opioid else "–")
+    cols[1].metric("Opioid days of supply inferred from orders",
+                   f"{q.loc[inferred, 'opioid_days_supply'].sum() / days:.1%}" if days else "–")
+    shown = q.assign(how=q["quantity_source"].map(
+        {**QUANTITY_SOURCES, "not recorded": "not recorded (loaded by an older version)"}))
+    st.dataframe(shown[["quantity_source", "how", "prescriptions", "opioid_prescriptions", "opioid_days_supply"]],
+                 hide_index=True, width="stretch",
+                 column_config={"quantity_source": "Source", "how": "Quantity and days supply",
+                                "prescriptions": "Fills", "opioid_prescriptions": "Opioid fills",
+                                "opioid_days_supply": "Opioid days of supply"})
+    st.caption("A dispensing's quantity and days supply are measured; a prescribing order's are inferred from its "
+               "sig (units_per_day) and its days, and an order longer than the longest fill (`rxdash load "
+               "--max-fill-days`, 30 by default) is counted here as its consecutive fills. A dose computed from an "
+               "inferred quantity is what was prescribed, not what was dispensed.")

@@ -11,12 +11,27 @@ import streamlit as st
 import queries
 from analysis import dose, feedback, measures, stats
 from analysis.display import md
-from dashboard import filters, viewer
+from dashboard import data, filters, viewer
 
 
 def _factor_table() -> pd.DataFrame:
     text = resources.files("analysis").joinpath("reference/mme_factors.csv").read_text(encoding="utf-8")
     return pd.DataFrame(list(csv.DictReader(text.splitlines())))
+
+
+def _ndc_reference() -> str:
+    """Which NDC reference identifies drugs by code: the edition(s) in the database's ref_ndc, in one line."""
+    try:
+        editions = data.query("ndc_reference")
+    except data.DataUnavailable:
+        editions = pd.DataFrame()
+    if editions.empty:
+        return ("No NDC reference is in the database yet: the first `rxdash load` puts the bundled one there "
+                "(CDC oral MME file, September 2017, with naloxone products from FDA labels).")
+    origin = {"bundled": "bundled with rxdash", "loaded": "loaded with `rxdash reference ndc`"}
+    return "NDC reference in force: " + "; ".join(
+        f"**{md(r.edition)}** ({origin.get(r.origin, md(r.origin))}, {r.products:,} products: {md(r.drug_classes)})"
+        for r in editions.itertuples()) + "."
 
 
 def _parameters(obj: object, source: str) -> pd.DataFrame:
@@ -97,13 +112,21 @@ def render() -> None:
         "look-back) or from it on (a taper's follow-up and its days without supply, the time it takes to call an "
         "episode long-term), and some need a period of a certain length. Each measure declares those days once, "
         "and one rule applies everywhere: **day d can be measured when d − before is on or after the data's first "
-        "fill date and d + after − 1 is on or before its last**. A period is *complete* (the figure is shown), "
+        "fill date and d + after − 1 is on or before the extract date** (given when the data were loaded, else the last "
+        "fill date). A period is *complete* (the figure is shown), "
         "*provisional* (some days cannot be measured: the figure is shown marked, never compared), *not "
         "measurable yet* (no day can: the words replace the figure) or *needs a period of at least N days* (the "
         "measure's own window does not fit: the words replace the figure). Cards, tables, charts (shaded months), "
         "exports, the report pack and the letters all use it.")
+    st.markdown(
+        "**Each patient's own record.** A patient's data may end before the extract date (an observation period "
+        "closes, enrolment ends, the patient dies): patients.csv may give `record_start` and `record_end`. The "
+        "same rule then applies per patient, inside that window: supply that stops within 60 days of a record's "
+        "end is not a discontinuation (a record that ends is not a stop), baselines, follow-ups and look-backs "
+        "use only days inside it, and a patient whose window holds no measurable day of the period is left out "
+        "of the measure rather than counted as 0.")
     if f:
-        st.caption(f"The data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}; the period is {f.period}.")
+        st.caption(f"The data run from the first fill on {f.data_start:%d %b %Y} to the extract date, {f.data_end:%d %b %Y}; the period is {f.period}.")
     rows = []
     for m in (f.measures() if f else measures.MEASURES):
         n = measures.needs(m, tapers=f.tapers() if f else dose.TaperParams())
@@ -148,6 +171,41 @@ def render() -> None:
         "clinicians ranked by (x + 1) / (n + 2), best first, until they hold 10% of the patients; their pooled "
         "rate, for measures with a better direction only. A letter shows no figure for a measure with fewer than "
         "11 of the clinician's patients, and its peers are the profile page's (see Peers above).")
+
+    st.subheader("Identifying drugs by code")
+    st.markdown(
+        "- **Precedence.** A prescription's own ingredient, strength and unit fields win; else its NDC's product "
+        "in the NDC reference, else its RxCUI's in the RxCUI reference (the NDC first: it names the package "
+        "dispensed), any field the row gives still winning; else its drug name is read. The Data quality page "
+        "counts prescriptions by how they were identified.\n"
+        "- **NDC shapes.** 11 digits (5-4-2) and the FDA's 10-digit shapes with hyphens (4-4-2, 5-3-2, 5-4-1: the "
+        "short segment gets a leading zero, the CMS 11-digit rule) match the same product. A number that lost its "
+        "leading zeros in a spreadsheet (406037801) is read every way it could be, and matches only when exactly "
+        "one reading is in the reference.\n"
+        "- **Other drugs.** A row whose NDC or RxCUI is in neither reference, and whose name and fields name no "
+        "opioid, benzodiazepine, buprenorphine or naloxone product, is skipped and counted (not an error; read = "
+        "loaded + skipped + rejected). A row whose code is unknown but whose name reads as one of ours loads as "
+        "before.\n"
+        "- **References.** NDC: the CDC oral MME conversion file (Opioids and Benzos sheets) plus naloxone "
+        "products read from FDA labels (the CDC file lists none); a newer CDC file can be loaded with "
+        "`rxdash reference ndc FILE`. RxCUI: OMTK (opioids, Apache-2.0) and the CDC opioid CDS value sets for "
+        "benzodiazepines, naloxone and buprenorphine (CC0); RxNorm content is from the U.S. National Library "
+        "of Medicine. Sources and editions: analysis/reference/README.md.")
+    st.markdown(_ndc_reference())
+
+    st.subheader("Prescribing orders")
+    st.markdown(
+        "- **Supply from an order.** Where prescriptions.csv holds orders (an EHR's start, end and sig) rather than "
+        "dispensings, `quantity` and `days_supply` may be blank: the days come from `end_date` (inclusive), or "
+        "quantity ÷ `units_per_day` (rounded up), or, for an open order, run to the extract date; the quantity "
+        "is `units_per_day` × the days. Given values win, and a row that nothing gives a quantity or days to is "
+        "rejected, never assumed.\n"
+        "- **Consecutive fills.** An order longer than the longest fill (30 days unless `rxdash load "
+        "--max-fill-days` says otherwise) is stored as fills of that many days, the last taking the days left, "
+        "each at the order's daily dose; the first keeps the rx_id, the others are `<rx_id>~fill2`, `~fill3`, ....\n"
+        "- **Measured or inferred.** Each prescription's `quantity_source` says which (`given` for a dispensing; "
+        "`sig_days`, `sig_end`, `sig_open`, `qty_end`, `qty_sig` for an order); the Data quality page shows the "
+        "split. A dose from an order is what was prescribed, not what was dispensed.")
 
     st.subheader("MME conversion factors")
     st.markdown(

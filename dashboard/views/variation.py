@@ -16,11 +16,16 @@ def trend(f: filters.Filters, measure: measures.Measure) -> pd.DataFrame:
     """Consistency indices for each quarter of the period (each quarter's rows come from the cache)."""
     out = []
     for q_start, q_end in measures.quarters(f.start, f.end):
+        # analysis.coverage: a quarter whose days are not all measurable is shaded on the chart
+        state = f.measurability(measure, q_start, q_end)
+        if not state.has_figure:
+            # No patient's record can measure it (queries/_measurable_patients.sql): no point, but the quarter
+            # stays on the chart, shaded with its state, so the gap says why.
+            out.append({"quarter_start": q_start, "measurement": state.state})
+            continue
         result = data.compared(measure, f.measure_params(measure, q_start, q_end), f.clinicians)
         if result is not None and len(result.units) >= 2:
-            out.append({"quarter_start": q_start, **stats.indices(result, measure.kind),
-                        # analysis.coverage: a quarter whose days are not all measurable is shaded on the chart
-                        "measurement": f.measurability(measure, q_start, q_end).state})
+            out.append({"quarter_start": q_start, **stats.indices(result, measure.kind), "measurement": state.state})
     return pd.DataFrame(out)
 
 
@@ -150,7 +155,7 @@ def render() -> None:
                         by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
                     quarter_spans(by_quarter),
                     "Shaded quarters: some of their days cannot be measured yet (see the Methods page); "
-                    f"data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}.")
+                    f"data run from the first fill on {f.data_start:%d %b %Y} to the extract date, {f.data_end:%d %b %Y}.")
                 downloads.show(fig, f"{measure.id}_by_quarter", f, context,
                     lambda: exports.suppressed_csv(by_quarter, counts=[]))
             else:
