@@ -51,37 +51,6 @@ with staged as (
     from stg_prescriptions
 ),
 
--- The rows of our drugs: those whose drug is skipped as another drug's (by its code) are left out here.
-kept as (
-    select s.*
-    from staged as s
-    where not exists (
-        select 1
-        from stg_drugs as d
-        where d.skip_reason is not null
-            and d.raw_drug_name = s.drug_name
-            and d.raw_ingredient = s.ingredient
-            and d.raw_strength = s.strength
-            and d.raw_strength_unit = s.strength_unit
-            and d.raw_dose_form = s.dose_form
-            and d.raw_long_acting = s.long_acting
-            and d.raw_ndc = s.ndc
-            and d.raw_rxcui = s.rxcui
-    )
-),
-
-ids as (
-    select
-        rx_id,
-        min(line_no) as first_line,
-        count(distinct concat_ws(
-            chr(31), patient_id, clinician_id, fill_date, drug_name, ingredient, strength, strength_unit,
-            dose_form, quantity, days_supply, long_acting, ndc, rxcui, pharmacy_id, units_per_day, end_date
-        )) as n_variants
-    from kept
-    group by rx_id
-),
-
 existing as (
     select distinct rx_id from prescriptions
 ),
@@ -132,6 +101,20 @@ typed as (
         and d.raw_long_acting = s.long_acting
         and d.raw_ndc = s.ndc
         and d.raw_rxcui = s.rxcui
+),
+
+ids as (
+    select
+        rx_id,
+        min(line_no) as first_line,
+        count(distinct concat_ws(
+            chr(31), patient_id, clinician_id, fill_date, drug_name, ingredient, strength, strength_unit,
+            dose_form, quantity, days_supply, long_acting, ndc, rxcui, pharmacy_id, units_per_day, end_date
+        )) as n_variants
+    -- The rows of our drugs: a row skipped as another drug's (by its code) takes no part in the id checks.
+    from typed
+    where drug_skip is null
+    group by rx_id
 ),
 
 -- What gives an order's days (given wins): days_from given | end | sig (quantity / units_per_day) | open.

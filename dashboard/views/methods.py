@@ -203,6 +203,9 @@ def render() -> None:
         "- **Consecutive fills.** An order longer than the longest fill (30 days unless `rxdash load "
         "--max-fill-days` says otherwise) is stored as fills of that many days, the last taking the days left, "
         "each at the order's daily dose; the first keeps the rx_id, the others are `<rx_id>~fill2`, `~fill3`, ....\n"
+        "- **Cut at the extract date.** What an order plans beyond the extract date had not happened when the data "
+        "were extracted: its fills stop there (the one spanning it ends on it, its quantity in proportion). Load "
+        "order data with `rxdash load --extract-date`.\n"
         "- **Measured or inferred.** Each prescription's `quantity_source` says which (`given` for a dispensing; "
         "`sig_days`, `sig_end`, `sig_open`, `qty_end`, `qty_sig` for an order); the Data quality page shows the "
         "split. A dose from an order is what was prescribed, not what was dispensed.")

@@ -253,7 +253,7 @@ def render() -> None:
         fig = charts.shade_incomplete(
             charts.monthly_tapers_chart(tapers_by_month, f.period), _spans(months),
             f"Shaded months: a taper needs a {needs.before}-day baseline before its start and a {needs.after}-day "
-            f"follow-up after it; data run from the first fill on {f.data_start:%d %b %Y} to the extract date, {f.data_end:%d %b %Y}.")
+            f"follow-up after it; data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}.")
         downloads.show(fig, "tapers_by_month", f, f.context("Tapers and discontinuations, by month of start"),
                        lambda: exports.suppressed_csv(tapers_by_month, counts=["tapers"]))
 

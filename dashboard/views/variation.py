@@ -155,7 +155,7 @@ def render() -> None:
                         by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
                     quarter_spans(by_quarter),
                     "Shaded quarters: some of their days cannot be measured yet (see the Methods page); "
-                    f"data run from the first fill on {f.data_start:%d %b %Y} to the extract date, {f.data_end:%d %b %Y}.")
+                    f"data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}.")
                 downloads.show(fig, f"{measure.id}_by_quarter", f, context,
                     lambda: exports.suppressed_csv(by_quarter, counts=[]))
             else:
