@@ -2,11 +2,16 @@
 Started by `rxdash serve` / `rxdash demo`."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import filters, pages, viewer
 
-st.set_page_config(page_title="Prescribing consistency", page_icon=":material/monitoring:", layout="wide")
+# The tab's icon is shipped in the package (Streamlit draws a ":material/...:" page icon from fonts.gstatic.com):
+# no request leaves the machine. The pages' own :material/...: icons use the font Streamlit bundles.
+ICON = Path(__file__).parent / "icons" / "monitoring.svg"
+st.set_page_config(page_title="Prescribing consistency", page_icon=str(ICON), layout="wide")
 
 v = viewer.current()
 if v is None:                      # sign-in configured, nobody signed in yet

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -38,11 +39,12 @@ def cmd_load(args: argparse.Namespace) -> int:
                                        strict=args.strict, progress=_progress_printer(),
                                        extract_date=args.extract_date, max_fill_days=args.max_fill_days)
     except (ingest.LoadError, ValueError) as e:
-        print(f"rxdash load: error: {e}", file=sys.stderr)
+        in_use = database_in_use(e)
+        print(f"rxdash load: error: {in_use + '; nothing was loaded' if in_use else e}", file=sys.stderr)
         return EXIT_REFUSED
     except (OSError, sa.exc.SQLAlchemyError) as e:
-        print(f"rxdash load: error: {str(getattr(e, 'orig', None) or e).strip().splitlines()[0]}; nothing was loaded",
-              file=sys.stderr)
+        why = database_in_use(e) or str(getattr(e, 'orig', None) or e).strip().splitlines()[0]
+        print(f"rxdash load: error: {why}; nothing was loaded", file=sys.stderr)
         return EXIT_REFUSED
     print(f"Loaded {args.directory} into {engine.url.render_as_string(hide_password=True)} (run {report.run_id})")
     print(f"{'file':<20}{'read':>12}{'loaded':>12}{'skipped':>12}{'rejected':>12}")
@@ -176,7 +178,41 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return _period_command(args, "feedback", work, min_cell=args.min_cell)
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether another program listens on host:port (Streamlit would say so, then abort in C++ code)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False   # an unknown host: let the server say so
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as the server binds: TIME_WAIT is no obstacle
+        try:
+            s.bind(address)
+        except OSError:
+            return True
+    return False
+
+
+_LOCKED = re.compile(r'Could not set lock on file "(?P<path>[^"]+)": Conflicting lock is held in .*?\(PID (?P<pid>\d+)\)')
+
+
+def database_in_use(error: BaseException) -> str | None:
+    """One plain line for a DuckDB file that another process holds open for writing, else None."""
+    match = _LOCKED.search(str(getattr(error, "orig", None) or error))
+    if not match:
+        return None
+    return (f"the database {match['path']} is open in another program (process {match['pid']}), perhaps another "
+            "rxdash load, demo or serve; stop it, or choose another database with --db")
+
+
 def _serve(url: str, host: str, port: int) -> int:
+    if _port_in_use(host, port):
+        print(f"rxdash serve: error: port {port} on {host} is in use (another dashboard?); choose another with "
+              f"--port N", file=sys.stderr)
+        return EXIT_REFUSED
     env = dict(os.environ, RXDASH_DB_URL=url)
     command = [sys.executable, "-m", "dashboard.server", str(APP),
                "--server.address", host, "--server.port", str(port), "--server.headless", "true",
@@ -358,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:   # never a traceback on the command line
         if os.environ.get(DEBUG_ENV):
             raise
+        if in_use := database_in_use(e):
+            print(f"rxdash {args.command}: error: {in_use}", file=sys.stderr)
+            return EXIT_REFUSED
         first = (str(getattr(e, "orig", None) or e).strip().splitlines() or [""])[0]
         print(f"rxdash {args.command}: error: {type(e).__name__}: {first} "
               f"(this is a fault in rxdash; {DEBUG_ENV}=1 shows the details)", file=sys.stderr)

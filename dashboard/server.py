@@ -7,6 +7,7 @@ the background as soon as the server is up (dashboard/warmup.py). `rxdash serve`
 """
 from __future__ import annotations
 
+import logging
 import sys
 
 # The pages and everything they import (analysis, pandas, scipy, plotly, SQLAlchemy, DuckDB's driver).
@@ -14,8 +15,17 @@ import duckdb_engine  # noqa: F401
 import psycopg  # noqa: F401
 from streamlit.web import cli
 
-from dashboard import data, filters, pages, warmup  # noqa: F401
-from dashboard.views import data_quality, methods, overview, profile, tapers, variation  # noqa: F401
+# Each @st.cache_data checks its storage when it is declared and, before the server runs, warns "No runtime
+# found, using MemoryCacheStorageManager": true and harmless here (the memory store is what the running
+# server uses too), so that one logger is quiet while the pages are imported, and only then.
+_caching = logging.getLogger("streamlit.runtime.caching.cache_data_api")
+_level = _caching.level
+_caching.setLevel(logging.ERROR)
+try:
+    from dashboard import data, filters, pages, warmup  # noqa: F401
+    from dashboard.views import data_quality, methods, overview, profile, tapers, variation  # noqa: F401
+finally:
+    _caching.setLevel(_level)
 
 if __name__ == "__main__":
     warmup.start_when_ready()

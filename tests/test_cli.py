@@ -143,3 +143,40 @@ def test_demo_database_is_rebuilt_when_an_older_version_made_it(tmp_path):
         assert db.is_current(conn)
         assert conn.exec_driver_sql("select count(*) from prescriptions").scalar() == 21_881
     engine.dispose()
+
+
+def test_serve_on_a_busy_port_is_one_line_and_exit_1(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--db", f"duckdb:///{tmp_path / 'x.duckdb'}", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (f"rxdash serve: error: port {port} on 127.0.0.1 is in use (another dashboard?); choose "
+                             "another with --port N\n")
+    assert "Serving" not in result.stdout
+
+
+def test_a_database_open_in_another_program_is_one_line_and_exit_1(tmp_path):
+    import duckdb
+
+    path = tmp_path / "held.duckdb"
+    holder = duckdb.connect(str(path))   # this test process holds the file open for writing
+    try:
+        for args in (("demo", "--port", "8599"), ("load", str(write_dataset(tmp_path / "d")))):
+            result = run(*args, "--db", f"duckdb:///{path}", cwd=tmp_path)
+            assert result.returncode == 1, result.stderr
+            assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+            assert (f"the database {path} is open in another program (process {os.getpid()}), perhaps another rxdash "
+                    "load, demo or serve; stop it, or choose another database with --db") in result.stderr
+    finally:
+        holder.close()
+
+
+def test_the_server_imports_its_pages_without_streamlit_runtime_warnings(tmp_path):
+    result = subprocess.run([sys.executable, "-c", "import dashboard.server"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "No runtime found" not in result.stderr and result.stderr == ""
