@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from analysis import tapering
 from analysis.display import plotly_text
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies; no red/green verdicts.
@@ -31,6 +32,71 @@ TEMPLATE = go.layout.Template(
     )
 )
 pio.templates["rxdash"] = TEMPLATE
+
+
+def _nice_step(span: float, target: int = 5, smallest: float = 1.0) -> float:
+    """A tick step from the 1-2-5 series giving about `target` ticks over `span`, never below `smallest`."""
+    if not np.isfinite(span) or span <= 0:
+        return smallest
+    raw = span / target
+    magnitude = 10 ** np.floor(np.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    return float(max(smallest, round(step, 12)))
+
+
+def _finite(values) -> np.ndarray:
+    """The finite numbers in `values`: a number, a column, or a list of either (nested lists flattened)."""
+    if isinstance(values, (list, tuple)):
+        parts = [_finite(v) for v in values]
+        return np.concatenate(parts) if parts else np.array([], dtype=float)
+    arr = pd.to_numeric(pd.Series(np.ravel(np.asarray(values, dtype=object))), errors="coerce").to_numpy(float)
+    return arr[np.isfinite(arr)]
+
+
+def _top(values) -> float:
+    """The largest finite value (0 when there is none): the top of a count axis."""
+    arr = _finite(values)
+    return float(arr.max()) if len(arr) else 0.0
+
+
+def count_axis(fig: go.Figure, top: float, axis: str = "y", **where) -> go.Figure:
+    """A count axis: whole-number ticks (a step of at least 1, so never "0.5 patients"), from zero; 0 to 1
+    when there is nothing to count. `top` is the largest count drawn; `where` picks a subplot (row, col)."""
+    top = max(0.0, float(top)) if np.isfinite(top) else 0.0
+    settings = dict(tickformat=",d", tick0=0, dtick=int(_nice_step(top)), rangemode="tozero")
+    if top == 0:
+        settings["range"] = [0, 1]
+    (fig.update_xaxes if axis == "x" else fig.update_yaxes)(**settings, **where)
+    return fig
+
+
+SHARE_SPAN = 0.02   # a share axis shows at least 2 percentage points (all values equal: 0% to 2%, 98% to 100%)
+
+
+def share_axis(fig: go.Figure, values, axis: str = "y", from_zero: bool = False, **where) -> go.Figure:
+    """A share axis: its range inside 0% to 100% (never -100%), covering `values` (every share drawn), with a
+    tick step and label precision that keep every label distinct (".0%" for wide ranges, ".1%" or ".2%"
+    for narrow ones). `from_zero` starts it at 0% (bars)."""
+    arr = np.clip(_finite(values), 0, 1)
+    lo, hi = (float(arr.min()), float(arr.max())) if len(arr) else (0.0, 1.0)
+    if from_zero:
+        lo = 0.0
+    pad = (hi - lo) * 0.06
+    lo, hi = max(0.0, lo - (0 if from_zero else pad)), min(1.0, hi + pad)
+    if hi - lo < SHARE_SPAN:   # widen around the middle, kept inside 0..1
+        mid = (lo + hi) / 2
+        lo, hi = mid - SHARE_SPAN / 2, mid + SHARE_SPAN / 2
+        if from_zero or lo < 0:
+            lo, hi = 0.0, SHARE_SPAN
+        elif hi > 1:
+            lo, hi = 1 - SHARE_SPAN, 1.0
+    step = _nice_step(hi - lo, smallest=0.0001)
+    decimals = max(0, int(np.ceil(-np.log10(round(step * 100, 9)) - 1e-9)))
+    settings = dict(range=[lo, hi], tickformat=f".{decimals}%", tick0=0, dtick=step, autorange=False)
+    (fig.update_xaxes if axis == "x" else fig.update_yaxes)(**settings, **where)
+    # Markers on the edge (a share of exactly 0% or 100%) are drawn whole, not cut by the axis.
+    fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))
+    return fig
 
 
 def _label(units: pd.DataFrame) -> str:
@@ -55,7 +121,7 @@ def monthly_fills_chart(monthly: pd.DataFrame, period: str) -> go.Figure:
         xaxis_title="Month of fill",
         yaxis_title="Patients (count)",
     )
-    return fig
+    return count_axis(fig, _top(monthly["patients"]))
 
 
 SHADE = {"provisional": "rgba(230, 159, 0, 0.16)", "not measurable yet": "rgba(82, 96, 109, 0.16)",
@@ -89,11 +155,9 @@ def monthly_tapers_chart(monthly: pd.DataFrame, period: str) -> go.Figure:
     )
     fig.update_layout(template="rxdash", title=plotly_text(f"Tapers and discontinuations, by month of start ({period})"),
                       xaxis_title="Month the taper started", yaxis_title="Tapers (count)",
-                      xaxis=dict(dtick="M1", tickformat="%b %Y"), yaxis=dict(rangemode="tozero"))
-    # Counts: whole-number ticks (a step of 1 when few, so no "0.2 tapers"; 0 to 1 when there are none).
-    top = float(monthly["tapers"].max()) if len(monthly) else 0.0
-    fig.update_yaxes(tickformat=",d", dtick=1 if top <= 8 else None, range=[0, 1] if top == 0 else None)
-    return fig
+                      xaxis=dict(dtick="M1", tickformat="%b %Y"))
+    # Counts: whole-number ticks (a step of at least 1, so no "0.2 tapers"; 0 to 1 when there are none).
+    return count_axis(fig, _top(monthly["tapers"]))
 
 
 def rejects_chart(reasons: pd.DataFrame) -> go.Figure:
@@ -106,7 +170,7 @@ def rejects_chart(reasons: pd.DataFrame) -> go.Figure:
     fig.update_layout(template="rxdash", title="Rows rejected by the latest load, by reason",
                       xaxis_title="Rows (count)", yaxis=dict(autorange="reversed"),
                       height=max(300, 40 * len(reasons) + 120))
-    return fig
+    return count_axis(fig, _top(reasons["n_rows"]), axis="x")
 
 
 MERGE_ABOVE = 300   # units: beyond this, identical points are drawn once (the browser draws each one)
@@ -162,7 +226,10 @@ def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_lab
             hovertemplate=(f"%{{customdata[0]}}<br>n = %{{x}}<br>value %{{y:{fmt}}}"
                            f"<br>shrunken %{{customdata[1]:{fmt}}}<extra></extra>")))
     fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Patients in the denominator (count)",
-                      yaxis_title=plotly_text(value_label), yaxis_tickformat=".0%" if percent else None, height=520)
+                      yaxis_title=plotly_text(value_label), height=520)
+    count_axis(fig, max(_top(units["denominator"]), _top(lines["n"])), axis="x")
+    if percent:
+        share_axis(fig, [units["value"], [pooled], *(lines[c] for c in lines.columns if c != "n")])
     return fig
 
 
@@ -172,22 +239,22 @@ CATEGORY_COLOURS = dict(zip(CATEGORY_ORDER, [PALETTE[0], PALETTE[4], PALETTE[1],
 
 def taper_speed_chart(tapers: pd.DataFrame, period: str, gradual_max: float, rapid_min: float) -> go.Figure:
     """Histogram of taper speeds (% of baseline a month) with the guideline bands marked."""
-    fig = go.Figure(go.Histogram(x=tapers["max_monthly_reduction_pct"], xbins=dict(start=0, end=100, size=5),
-                                 marker_color=PALETTE[0], hovertemplate="%{x}%/month: %{y} tapers<extra></extra>"))
+    # Binned here (analysis.tapering.speed_counts: [0, 5) ... [95, 100]), not by plotly, whose last bin
+    # stops short of 100: an abrupt stop (exactly 100%/month) lands in the last bar, as the title counts it.
+    bins = tapering.speed_counts(tapers)
+    width = bins["pct_to"] - bins["pct_from"]
+    fig = go.Figure(go.Bar(x=bins["pct_from"] + width / 2, y=bins["tapers"], width=width * 0.95,
+                           customdata=bins[["pct_from", "pct_to"]].to_numpy(), marker_color=PALETTE[0],
+                           hovertemplate="%{customdata[0]:g} to %{customdata[1]:g}%/month: %{y:,} tapers"
+                                         "<extra></extra>"))
     fig.add_vrect(x0=0, x1=gradual_max, fillcolor=PALETTE[2], opacity=0.12, line_width=0,
                   annotation_text=f"gradual ≤ {gradual_max:g}%/month (CDC 2022)", annotation_position="top left")
     fig.add_vrect(x0=rapid_min, x1=100, fillcolor=PALETTE[1], opacity=0.12, line_width=0,
                   annotation_text=f"rapid > {rapid_min:g}%/month", annotation_position="top right")
     fig.update_layout(template="rxdash", title=plotly_text(f"How fast doses fell: {len(tapers):,} tapers starting {period}"),
                       xaxis_title="Fastest monthly fall (% of baseline a month)", yaxis_title="Tapers (count)",
-                      xaxis_range=[0, 100], bargap=0.05, yaxis_rangemode="tozero")
-    fig.update_yaxes(tickformat=",d", dtick=1 if len(tapers) and _tallest_bin(tapers) <= 8 else None)
-    return fig
-
-
-def _tallest_bin(tapers: pd.DataFrame) -> int:
-    """Tapers in the fullest 5%-wide bin (so small histograms get whole-number ticks)."""
-    return int((tapers["max_monthly_reduction_pct"].clip(0, 99.999) // 5).value_counts().max())
+                      xaxis_range=[0, 100])
+    return count_axis(fig, _top(bins["tapers"]))
 
 
 def taper_categories_chart(tapers: pd.DataFrame, period: str) -> go.Figure:
@@ -200,7 +267,7 @@ def taper_categories_chart(tapers: pd.DataFrame, period: str) -> go.Figure:
                             marker_color=CATEGORY_COLOURS[c]) for c in counts.columns])
     fig.update_layout(template="rxdash", barmode="stack", title=plotly_text(f"Taper categories by clinician, {period}"),
                       xaxis_title="Clinician (attributed at taper start)", yaxis_title="Tapers (count)")
-    return fig
+    return count_axis(fig, _top(counts.sum(axis=1)))
 
 
 def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled: float, percent: bool) -> go.Figure:
@@ -226,7 +293,9 @@ def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled:
     ])
     fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled")
     fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Rank (lowest to highest shrunken value)",
-                      yaxis_title=plotly_text(value_label), yaxis_tickformat=".0%" if percent else None, showlegend=False)
+                      yaxis_title=plotly_text(value_label), showlegend=False)
+    if percent:
+        share_axis(fig, [ranked["shrunk_lower"], ranked["shrunk_upper"], [pooled]])
     return fig
 
 
@@ -272,7 +341,9 @@ def clinic_distribution_chart(units: pd.DataFrame, title: str, value_label: str,
                      for c in order])
     fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled")
     fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Clinic", yaxis_title=plotly_text(value_label),
-                      yaxis_tickformat=".0%" if percent else None, showlegend=False)
+                      showlegend=False)
+    if percent:
+        share_axis(fig, [units["shrunk_value"], [pooled]])
     return fig
 
 
@@ -319,8 +390,8 @@ def outcomes_chart(bands: pd.DataFrame, title: str) -> go.Figure:
                      for col, name, colour in (("within_30", "within 30 days", PALETTE[4]),
                                                ("within_90", "within 90 days", PALETTE[0]))])
     fig.update_layout(template="rxdash", barmode="group", title=plotly_text(title), xaxis_title="Fastest monthly fall",
-                      yaxis_title="Tapers followed by an event (share)", yaxis_tickformat=".0%")
-    return fig
+                      yaxis_title="Tapers followed by an event (share)")
+    return share_axis(fig, [bands["within_30"], bands["within_90"]], from_zero=True)
 
 
 def peer_strip_chart(rows: pd.DataFrame, title: str) -> go.Figure:
@@ -351,7 +422,8 @@ def peer_strip_chart(rows: pd.DataFrame, title: str) -> go.Figure:
                                      marker=dict(color=PALETTE[0], symbol="diamond", size=15,
                                                  line=dict(color="white", width=1)),
                                      hovertemplate=f"you: %{{x:{fmt}}}<extra></extra>"), row=i, col=1)
-        fig.update_xaxes(tickformat=".0%" if r.percent else None, row=i, col=1)
+        if r.percent:
+            share_axis(fig, [list(r.peers), [r.own, r.median]], axis="x", row=i, col=1)
         fig.update_yaxes(visible=False, range=[-1, 1], row=i, col=1)
     fig.update_layout(template="rxdash", title=plotly_text(title), height=120 * len(rows) + 120)
     return fig
