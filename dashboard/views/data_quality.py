@@ -58,12 +58,12 @@ def render() -> None:
     cols[3].metric("Prescriptions", f"{summary['prescriptions']:,}")
     cols[4].metric("Events", f"{summary['events']:,}")
     if summary["first_fill"] is not None:
-        windows = data.query("record_windows_summary").iloc[0]
-        how = ("given when the data were loaded" if windows["extract_given"] else
+        bounds = data.query("data_bounds").iloc[0]
+        how = ("given when the data were loaded" if bounds["extract_given"] else
                "the last fill date, since none was given (`rxdash load --extract-date`)")
         st.caption(f"Fills from {summary['first_fill']:%d %b %Y} to {summary['last_fill']:%d %b %Y}. Extract date: "
-                   f"{windows['extract_date']:%d %b %Y}, {how}: supply running past it is not yet known.")
-        _record_windows(windows)
+                   f"{bounds['data_end']:%d %b %Y}, {how}: supply running past it is not yet known.")
+        _record_windows(data.query("record_windows_summary", data_end=bounds["data_end"]).iloc[0])
 
     latest = history[history["run_id"] == history["run_id"].iloc[0]]
     st.subheader("Latest load")
