@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from analysis import tapering
-from analysis.display import plotly_text
+from analysis.display import counted, plotly_text
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies; no red/green verdicts.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -251,7 +251,7 @@ def taper_speed_chart(tapers: pd.DataFrame, period: str, gradual_max: float, rap
                   annotation_text=f"gradual ≤ {gradual_max:g}%/month (CDC 2022)", annotation_position="top left")
     fig.add_vrect(x0=rapid_min, x1=100, fillcolor=PALETTE[1], opacity=0.12, line_width=0,
                   annotation_text=f"rapid > {rapid_min:g}%/month", annotation_position="top right")
-    fig.update_layout(template="rxdash", title=plotly_text(f"How fast doses fell: {len(tapers):,} tapers starting {period}"),
+    fig.update_layout(template="rxdash", title=plotly_text(f"How fast doses fell: {counted(len(tapers), 'taper')} starting {period}"),
                       xaxis_title="Fastest monthly fall (% of baseline a month)", yaxis_title="Tapers (count)",
                       xaxis_range=[0, 100])
     return count_axis(fig, _top(bins["tapers"]))
@@ -384,7 +384,7 @@ def trajectories_chart(segments: pd.DataFrame, panels: pd.DataFrame, title: str,
 def outcomes_chart(bands: pd.DataFrame, title: str) -> go.Figure:
     """Share of tapers followed by an event within 30 and 90 days, per speed band (band, tapers, within_30,
     within_90 as shares)."""
-    labels = [f"{b}<br>({n:,} tapers)" for b, n in zip(bands["band"], bands["tapers"])]
+    labels = [f"{b}<br>({counted(int(n), 'taper')})" for b, n in zip(bands["band"], bands["tapers"])]
     fig = go.Figure([go.Bar(x=labels, y=bands[col], name=name, marker_color=colour,
                             hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>")
                      for col, name, colour in (("within_30", "within 30 days", PALETTE[4]),

@@ -116,3 +116,14 @@ def file_part(text: object, limit: int = 60) -> str:
         return safe
     digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:8]
     return f"{safe}-{digest}" if safe else digest
+
+
+# Nouns whose plural is not the singular + "s".
+_PLURALS = {"taper or discontinuation": "tapers or discontinuations", "patient's": "patients'"}
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 taper', '2 tapers', '1,200 patients': a count with its noun in the right number (shared by charts,
+    pages, the report pack and letters, so no screen reads '1 tapers')."""
+    word = noun if n == 1 else (plural or _PLURALS.get(noun, noun + "s"))
+    return f"{n:,} {word}"

@@ -2,7 +2,9 @@
 
 A prescription has no dose when its ingredient, unit and dose form have no MME factor in the set
 (analysis/reference/mme_factors.csv): tramadol and tapentadol under CDC 2016, transmucosal fentanyl under
-CDC 2022 and 2016, a unit outside analysis.vocabulary. Such a patient is never counted as a 0-MME patient:
+CDC 2022 and 2016, a unit outside analysis.vocabulary; or when its quantity is unknown (supply whose days
+are known and whose quantity nothing gives: quantity_source days_only, end_only; an OMOP extract with
+quantity 0 everywhere), under every set. Such a patient is never counted as a 0-MME patient:
 the dose-based measures (queries/measure_ltot_dose.sql, measure_naloxone_at_50.sql, the tapers) leave
 out a patient with a day of unknown dose in the period and these helpers say how many. Pure functions.
 """
@@ -27,9 +29,9 @@ def warning(coverage: pd.DataFrame, factor_set_label: str) -> str | None:
     if share <= WARN_SHARE:
         return None
     return (f"{share:.1%} of the period's opioid prescriptions ({unknown:,} of {total:,}) have no dose under "
-            f"{factor_set_label}: their patients are left out of the dose figures (high dose, average dose, "
-            "naloxone, tapers), so those figures describe the rest. The Data quality page lists the drugs; "
-            "another factor set may cover them.")
+            f"{factor_set_label} (no MME factor, or no quantity recorded): their patients are left out of the dose "
+            "figures (high dose, average dose, naloxone, tapers), so those figures describe the rest. The Data "
+            "quality page lists the drugs; another factor set may cover those without a factor.")
 
 
 def left_out(n: int, what: str = "patients") -> str | None:

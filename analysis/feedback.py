@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analysis import db, exports, measures, report, stats, summary
-from analysis.display import file_part, html_text
+from analysis.display import counted, file_part, html_text
 
 ABC_SHARE = 0.10   # the best performers must hold at least this share of the patients (Kiefe 1998)
 MAX_TICKS = 60     # beyond this many peers the strip shows their spread as a box, not one tick each
@@ -269,10 +269,10 @@ def _taper_text(t: TaperSummary, s: summary.Settings, min_cell: int) -> str:
                  f"{c['abrupt_discontinuation']:,} ended abruptly (at half the starting dose or more)"]
         if any(1 <= c[k] < min_cell for k in c):   # a share would give the small group's count away
             parts = ["the split by speed is not shown because some groups are small"]
-        own = f"{t.total:,} tapers or discontinuations of your patients started in the period: " + "; ".join(parts) + "."
+        own = f"{counted(t.total, 'taper or discontinuation')} of your patients started in the period: " + "; ".join(parts) + "."
     gradual_peers = round(t.peer_gradual_share * t.peer_total) if t.peer_total else 0
     shown = all(n == 0 or n >= min_cell for n in (gradual_peers, t.peer_total - gradual_peers))  # none derivable
-    peers = (f" Among your peers' {t.peer_total:,} tapers, {t.peer_gradual_share:.0%} went at the guideline pace."
+    peers = (f" Among your peers' {counted(t.peer_total, 'taper')}, {t.peer_gradual_share:.0%} went at the guideline pace."
              if t.peer_total and shown else "")
     # Our own sentences (no data text): apostrophes stay as they are.
     return f"<p>{html.escape(own + peers, quote=False)}</p><p class='muted'>{html.escape(pace, quote=False)}</p>"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import heapq
+import importlib
 import io
 import os
 import re
@@ -34,7 +35,7 @@ import queries
 from analysis import db
 from analysis.display import spreadsheet_safe
 from analysis.dose import FACTOR_SETS, LtotParams, TaperParams
-from analysis import ndc, rxcui
+from analysis import ndc, rxcui, sources
 from analysis.drugs import identify_drug
 
 BATCH_ROWS = 500_000
@@ -106,7 +107,7 @@ DRUG_KEY = ("drug_name", "ingredient", "strength", "strength_unit", "dose_form",
 
 # prescriptions.quantity_source: how a row's quantity and days supply were obtained (README "Prescribing
 # orders"; queries/checked_prescriptions.sql). Only "given" is measured; the others are inferred from an
-# order's sig (units_per_day, the dose units a day) and its days.
+# order's sig (units_per_day, the dose units a day) and its days; days_only and end_only have no quantity.
 QUANTITY_SOURCES = {
     "given": "quantity and days_supply given (a dispensing)",
     "sig_days": "quantity = units_per_day × the days_supply given",
@@ -114,6 +115,8 @@ QUANTITY_SOURCES = {
     "sig_open": "open order: days from fill_date to the extract date; quantity = units_per_day × days",
     "qty_end": "quantity given; days from fill_date to end_date",
     "qty_sig": "quantity given; days = quantity ÷ units_per_day, rounded up",
+    "days_only": "days_supply given, no quantity: supply counted, dose unknown",
+    "end_only": "days from fill_date to end_date, no quantity: supply counted, dose unknown",
 }
 
 # DuckDB's CSV reader error types, said the way a person fixing the file would want to read them.
@@ -145,16 +148,38 @@ class TableReport:
     # (prescriptions only; orders_split counts those input rows).
     fills_loaded: int = 0
     orders_split: int = 0
+    # For a source format: {file number: (rows loaded, rows skipped by reason, rows rejected by reason)}.
+    by_source: dict[int, tuple[int, Counter, Counter]] = field(default_factory=dict)
+
+
+@dataclass
+class SourceReport:
+    """What happened to one file of a source format (an OMOP table, a FHIR file, a Part D event file):
+    rows read = rows_loaded + rows_skipped + rows_rejected. rows_loaded counts the rows that became a
+    loaded contract row and the rows used without one (analysis.sources.SourceFile.rows_used)."""
+
+    name: str
+    feeds: str = ""
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_skipped: int = 0
+    rows_rejected: int = 0
+    skip_reasons: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
 
 
 @dataclass
 class LoadReport:
-    """The outcome of one load."""
+    """The outcome of one load. `sources` is empty for the CSV contract and holds one SourceReport per
+    source file for the other formats (analysis.sources)."""
 
     run_id: str
     tables: list[TableReport]
     rejects_path: Path | None
     extract_date: dt.date | None = None   # the end of the data after this load (given or the last fill)
+    sources: list[SourceReport] = field(default_factory=list)
+    format: str = "contract"
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rows_rejected(self) -> int:
@@ -204,6 +229,33 @@ class _StagedFile:
     def ignored(self) -> tuple[str, ...]:
         return tuple(shown_name(c) if c else f"(column {i + 1} has no name)"
                      for i, c in enumerate(self.header.names) if c not in self.spec.columns)
+
+    @property
+    def label(self) -> str:
+        return self.path.name
+
+    def locate(self, line: int) -> tuple[str, int]:
+        return self.path.name, line
+
+
+@dataclass
+class _StagedRelation:
+    """A contract table's rows as a source adapter left them in the reader (analysis.sources): the table
+    `table` (line_no, the contract columns as text). line_no names the source file and line (locate)."""
+
+    spec: TableSpec
+    table: str
+    good_rows: int
+    adapted: sources.Adapted
+    malformed: list[_Malformed] = field(default_factory=list)
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.name} (from {self.adapted.format})"
+
+    def locate(self, line: int) -> tuple[str, int]:
+        return self.adapted.locate(line)
 
 
 def shown_name(text: str, limit: int = 60) -> str:
@@ -413,6 +465,15 @@ def _batches(reader: duckdb.DuckDBPyConnection, staged: _StagedFile) -> Iterator
         m.line = int(m.record + (header.lines - 1) + good_breaks_at[j] + bad_breaks[j])
 
 
+def _relation_batches(reader: duckdb.DuckDBPyConnection, staged: _StagedRelation) -> Iterator[pa.RecordBatch]:
+    """An adapter's rows for one contract table, every contract column as text (NULL read as blank), in
+    line_no order. The table and column names are the adapter's and the contract's own, never input."""
+    select = ", ".join(f"coalesce(cast({c} as varchar), '') as {c}" for c in staged.spec.columns)
+    result = reader.sql(f"select line_no, {select} from {staged.table} order by line_no")
+    for batch in result.to_arrow_reader(BATCH_ROWS):
+        yield pa.RecordBatch.from_arrays(batch.columns, names=["line_no", *staged.spec.columns])
+
+
 def bulk_insert(conn: sa.Connection, table: str, columns: tuple[str, ...],
                 batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> None:
     """Insert Arrow batches: DuckDB scans them in place, PostgreSQL receives them through COPY."""
@@ -457,11 +518,12 @@ def _stage(conn: sa.Connection, reader: duckdb.DuckDBPyConnection, staged: _Stag
 
     def counted() -> Iterator[pa.RecordBatch]:
         done = 0
-        for batch in _batches(reader, staged):
+        for batch in (_relation_batches(reader, staged) if isinstance(staged, _StagedRelation)
+                      else _batches(reader, staged)):
             done += batch.num_rows
             yield batch
             if progress:
-                progress(name, done, staged.good_rows)
+                progress(f"staging {name}", done, staged.good_rows)
 
     bulk_insert(conn, f"stg_{name}", columns, counted(), schema)
 
@@ -538,7 +600,8 @@ def _refuse_empty(conn: sa.Connection, reports: list[TableReport], staged_files:
             top = ", ".join(f"{n:,} × {code}" for code, n in counts.most_common(3))
             why = f"none of its {report.rows_read:,} rows ({top}; see {rejects_path.name})"
         out.flush()
-        raise EmptyRefusal(f"{staged.spec.file_name}: no row could be loaded, {why}; nothing was loaded")
+        where = staged.spec.file_name if isinstance(staged, _StagedFile) else staged.label
+        raise EmptyRefusal(f"{where}: no row could be loaded, {why}; nothing was loaded")
 
 
 def _check_and_insert(conn: sa.Connection, staged: _StagedFile, as_of: dt.date, extract: dt.date | None,
@@ -590,16 +653,30 @@ def _check_and_insert(conn: sa.Connection, staged: _StagedFile, as_of: dt.date, 
     checked = conn.exec_driver_sql(f"select count(*) from chk_{name}").scalar_one()
     if (checked != staged.good_rows
             or report.rows_loaded + report.rows_skipped + report.rows_rejected != report.rows_read):
-        raise LoadError(f"{staged.path.name}: internal reconciliation failed (read {report.rows_read}, "
+        raise LoadError(f"{staged.label}: internal reconciliation failed (read {report.rows_read}, "
                         f"loaded {report.rows_loaded}, skipped {report.rows_skipped}, rejected "
                         f"{report.rows_rejected}); nothing was loaded")
+    if isinstance(staged, _StagedRelation):
+        skip_column = "skip_reason" if skips else "cast(null as varchar)"
+        span = sources.LINE_SPAN
+        for file_no, code, skipped, n in conn.exec_driver_sql(
+                f"select cast(floor(line_no / {span}) as bigint), reason_code, {skip_column}, count(*) "
+                f"from chk_{name} group by 1, 2, 3"):
+            loaded_n, skipped_c, rejected_c = report.by_source.setdefault(int(file_no), (0, Counter(), Counter()))
+            if code is not None:
+                rejected_c[code] += n
+            elif skipped is not None:
+                skipped_c[skipped] += n
+            else:
+                report.by_source[int(file_no)] = (loaded_n + n, skipped_c, rejected_c)
     value_rejects = conn.exec_driver_sql(
         f"select line_no, row_id, reason_code, reason from chk_{name} where reason_code is not null order by line_no",
         execution_options={"yield_per": 10_000})
     malformed = ((m.line, m.row_id, "malformed_row", m.reason) for m in staged.malformed)
     for line, row_id, code, reason in heapq.merge(malformed, value_rejects, key=lambda r: r[0]):
         # Ids and reasons quote input text: neutralised so a spreadsheet shows "=HYPERLINK(...)" as text.
-        rejects.writerow((staged.path.name, line, spreadsheet_safe(row_id or ""), code, spreadsheet_safe(reason)))
+        file_name, file_line = staged.locate(line)
+        rejects.writerow((file_name, file_line, spreadsheet_safe(row_id or ""), code, spreadsheet_safe(reason)))
     # chk_patients stays until the load ends: a prescription of a rejected patient says so.
     for table in (f"stg_{name}", *((f"chk_{name}",) if name != "patients" else ())):
         conn.exec_driver_sql(f"drop table if exists {table}")
@@ -644,12 +721,25 @@ def rebuild_derived(conn: sa.Connection) -> None:
                           **TaperParams().sql(bounds.data_start, bounds.data_end)})
 
 
-def _record(conn: sa.Connection, run_id: str, directory: Path, replace: bool, strict: bool,
-            reports: list[TableReport], extract: dt.date | None) -> None:
-    conn.execute(sa.text("insert into load_runs (run_id, loaded_at, source_dir, replaced, strict_mode, extract_date) "
-                         "values (:run_id, :loaded_at, :source_dir, :replaced, :strict, :extract)"),
+def _record(conn: sa.Connection, run_id: str, source: str, replace: bool, strict: bool,
+            reports: list[TableReport], extract: dt.date | None, format: str = "contract",
+            source_reports: list[SourceReport] | None = None, notes: list[str] | None = None) -> None:
+    conn.execute(sa.text("insert into load_runs (run_id, loaded_at, source_dir, replaced, strict_mode, extract_date, "
+                         "source_format) values (:run_id, :loaded_at, :source_dir, :replaced, :strict, :extract, "
+                         ":format)"),
                  {"run_id": run_id, "loaded_at": dt.datetime.now().replace(microsecond=0),
-                  "source_dir": str(directory), "replaced": replace, "strict": strict, "extract": extract})
+                  "source_dir": source, "replaced": replace, "strict": strict, "extract": extract,
+                  "format": format})
+    if source_reports:
+        conn.execute(sa.text("insert into load_source_files (run_id, file_no, file_name, feeds, rows_read, "
+                             "rows_loaded, rows_skipped, rows_rejected) values (:run_id, :no, :name, :feeds, "
+                             ":read, :loaded, :skipped, :rejected)"),
+                     [{"run_id": run_id, "no": i, "name": r.name, "feeds": r.feeds, "read": r.rows_read,
+                       "loaded": r.rows_loaded, "skipped": r.rows_skipped, "rejected": r.rows_rejected}
+                      for i, r in enumerate(source_reports)])
+    if notes:
+        conn.execute(sa.text("insert into load_notes (run_id, note_no, note) values (:run_id, :no, :note)"),
+                     [{"run_id": run_id, "no": i, "note": n} for i, n in enumerate(notes)])
     conn.execute(sa.text("insert into load_counts (run_id, table_name, rows_read, rows_loaded, rows_rejected, "
                          "ignored_columns, rows_skipped) values (:run_id, :table, :read, :loaded, :rejected, "
                          ":ignored, :skipped)"),
@@ -682,14 +772,19 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
     which no row could be loaded. max_fill_days: a prescribing order (quantity or days_supply derived
     from units_per_day and end_date, README "Prescribing orders") longer than this becomes consecutive
     fills of at most this many days."""
-    directory = Path(directory)
-    rejects_path = Path(rejects_path)
-    as_of = as_of or dt.date.today()
+    return load_source(engine, directory, "contract", rejects_path, replace=replace, strict=strict, as_of=as_of,
+                       progress=progress, extract_date=extract_date, max_fill_days=max_fill_days)
+
+
+def _check_options(as_of: dt.date, extract_date: dt.date | None, max_fill_days: int) -> None:
     if extract_date is not None and extract_date > as_of:
         raise LoadError(f"the extract date {extract_date} is after the load date {as_of}")
     if isinstance(max_fill_days, bool) or not isinstance(max_fill_days, int) or not 1 <= max_fill_days <= 365:
         raise LoadError(f"the longest fill (--max-fill-days) must be a whole number of days from 1 to 365, "
                         f"not {max_fill_days!r}")
+
+
+def _contract_files(reader: duckdb.DuckDBPyConnection, directory: Path) -> list[_StagedFile]:
     if not directory.is_dir():
         raise LoadError(f"{directory}: not a folder")
     files = []
@@ -700,14 +795,105 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
                 raise LoadError(f"{spec.file_name}: not found in {directory}")
             continue
         files.append((spec, path, read_header(path, spec)))
+    return [_scan(reader, spec, path, header) for spec, path, header in files]
 
-    run_id = uuid.uuid4().hex[:12]
+
+def _adapted_relations(reader: duckdb.DuckDBPyConnection, adapted: sources.Adapted) -> list[_StagedRelation]:
+    staged = []
+    for spec in TABLES:
+        table = adapted.tables.get(spec.name)
+        if table is None:
+            if spec.file_required:
+                raise LoadError(f"the {adapted.format} source gives no {spec.name}")
+            continue
+        rows = reader.execute(f"select count(*) from {table}").fetchall()[0][0]
+        staged.append(_StagedRelation(spec, table, int(rows), adapted))
+    return staged
+
+
+def _source_reports(adapted: sources.Adapted, reports: list[TableReport]) -> list[SourceReport]:
+    """Each source file's outcome: the adapter's own counts plus its rows' outcomes in the contract checks.
+    Refuses the load if any file's rows do not add up (read = loaded + skipped + rejected)."""
+    out = []
+    for number, f in enumerate(adapted.files):
+        r = SourceReport(f.name, f.feeds, f.rows_read, f.rows_used, skip_reasons=Counter(f.skipped),
+                         reasons=Counter(f.rejected))
+        for table in reports:
+            loaded, skipped, rejected = table.by_source.get(number, (0, Counter(), Counter()))
+            r.rows_loaded += loaded
+            r.skip_reasons.update(skipped)
+            r.reasons.update(rejected)
+        r.rows_skipped = sum(r.skip_reasons.values())
+        r.rows_rejected = sum(r.reasons.values())
+        if r.rows_loaded + r.rows_skipped + r.rows_rejected != r.rows_read:
+            raise LoadError(f"{f.name}: internal reconciliation failed (read {r.rows_read}, loaded {r.rows_loaded}, "
+                            f"skipped {r.rows_skipped}, rejected {r.rows_rejected}); nothing was loaded")
+        out.append(r)
+    return out
+
+
+def _write_source_rejects(reader: duckdb.DuckDBPyConnection, adapted: sources.Adapted, writer) -> None:
+    """The rows an adapter rejected itself (reader table src_rejects), into the rejects file."""
+    exists = reader.execute("select count(*) from duckdb_tables() where table_name = ?",
+                            [sources.REJECT_TABLE]).fetchall()[0][0]
+    if not exists:
+        return
+    result = reader.execute(f"select line_no, row_id, reason_code, reason from {sources.REJECT_TABLE} "
+                            "order by line_no")
+    while rows := result.fetchmany(10_000):
+        for line, row_id, code, reason in rows:
+            file_name, file_line = adapted.locate(line)
+            writer.writerow((file_name, file_line, spreadsheet_safe(row_id or ""), code, spreadsheet_safe(reason or "")))
+
+
+def load_source(engine: sa.Engine, source: Path | str, format: str = "contract",
+                rejects_path: Path | str = "rejects.csv", replace: bool = False, strict: bool = False,
+                as_of: dt.date | None = None, progress: Progress | None = None,
+                extract_date: dt.date | None = None, max_fill_days: int = MAX_FILL_DAYS,
+                schema: str | None = None, roster: Path | str | None = None) -> LoadReport:
+    """Load a source of any format (analysis.sources.FORMATS) into the database; all or nothing on failure.
+
+    format "contract": a folder of the data contract's CSV files (load_directory). "omop", "fhir", "pde":
+    the adapter in analysis/sources/<format>.py maps the source onto the contract's tables, which are then
+    checked and loaded exactly as contract files are; LoadReport.sources gives each source file's rows
+    read, loaded, skipped and rejected. schema: the database schema of an OMOP source given as a URL.
+    roster: a CSV of clinician_id, clinic_id, clinic_name, specialty assigning the clinicians of a Part D
+    source to clinics. The other arguments are load_directory's. Raises LoadError (nothing loaded)."""
+    as_of = as_of or dt.date.today()
+    _check_options(as_of, extract_date, max_fill_days)
+    if format not in sources.FORMATS:
+        raise LoadError(f"unknown format {shown_name(str(format))!r}; choose one of {', '.join(sources.FORMATS)}")
+    rejects_path = Path(rejects_path)
     reader = open_reader()
-    staged_files = [_scan(reader, spec, path, header) for spec, path, header in files]
+    adapted: sources.Adapted | None = None
+    try:
+        if format == "contract":
+            staged_files: list = _contract_files(reader, Path(source))
+        else:
+            adapter = importlib.import_module(f"analysis.sources.{format}")
+            sources.create_reject_table(reader)
+            try:
+                adapted = adapter.adapt(source, reader, schema=schema, roster=roster, progress=progress)
+            except duckdb.Error as e:
+                raise LoadError(f"the {format} source cannot be read ({shown_name(str(e).splitlines()[0], 200)})"
+                                ) from None
+            adapted.format = format
+            staged_files = _adapted_relations(reader, adapted)
+        return _load(engine, reader, staged_files, adapted, str(source), rejects_path, replace, strict, as_of,
+                     progress, extract_date, max_fill_days)
+    finally:
+        reader.close()
 
+
+def _load(engine: sa.Engine, reader: duckdb.DuckDBPyConnection, staged_files: list,
+          adapted: sources.Adapted | None, source_label: str, rejects_path: Path, replace: bool, strict: bool,
+          as_of: dt.date, progress: Progress | None, extract_date: dt.date | None,
+          max_fill_days: int) -> LoadReport:
+    run_id = uuid.uuid4().hex[:12]
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".rejects-", suffix=".csv", dir=rejects_path.parent)
     reports: list[TableReport] = []
+    source_reports: list[SourceReport] = []
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
             # CRLF (RFC 4180) ends the lines: the writer then quotes any CR or LF inside a value.
@@ -726,19 +912,26 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
                         _stage(conn, reader, staged, progress)
                     _resolve_drugs(conn)
                     extract = _extract_date(conn, extract_date, as_of, replace)
+                    if adapted is not None:
+                        _write_source_rejects(reader, adapted, writer)
                     for staged in staged_files:
                         reports.append(_check_and_insert(conn, staged, as_of, extract, writer, max_fill_days))
                     for table in ["stg_drugs", *(f"{p}_{f.spec.name}" for f in staged_files for p in ("chk", "stg"))]:
                         conn.exec_driver_sql(f"drop table if exists {table}")
+                    if adapted is not None:
+                        source_reports = _source_reports(adapted, reports)
                     _refuse_empty(conn, reports, staged_files, rejects_path, out)
-                    rejected = sum(r.rows_rejected for r in reports)
+                    rejected = (sum(r.rows_rejected for r in source_reports) if adapted is not None
+                                else sum(r.rows_rejected for r in reports))
                     if strict and rejected:
                         out.flush()
                         raise StrictRefusal(f"--strict: {rejected} row{'s' if rejected != 1 else ''} rejected "
                                         f"(see {rejects_path}); nothing was loaded")
                     _set_extract_date(conn, extract, given=extract_date is not None)
                     rebuild_derived(conn)
-                    _record(conn, run_id, directory, replace, strict, reports, extract)
+                    _record(conn, run_id, source_label, replace, strict, reports, extract,
+                            adapted.format if adapted else "contract", source_reports,
+                            adapted.notes if adapted else [])
             except sa.exc.DBAPIError as e:
                 raise LoadError(f"database error, nothing was loaded: {str(e.orig).splitlines()[0]}") from e
         os.replace(tmp_name, rejects_path)
@@ -748,6 +941,5 @@ def load_directory(engine: sa.Engine, directory: Path | str, rejects_path: Path 
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    finally:
-        reader.close()
-    return LoadReport(run_id, reports, rejects_path, extract)
+    return LoadReport(run_id, reports, rejects_path, extract, source_reports,
+                      adapted.format if adapted else "contract", list(adapted.notes) if adapted else [])

@@ -186,7 +186,7 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
             if unknown:
                 what = "tapers" if m.query in ("measure_taper_rapid",) else "patients"
                 parts.append(f"<p class='muted'>{html_text(_count(unknown, s.min_cell))} {what} left out: dose "
-                             "unknown (a prescription in supply has no MME factor in this factor set).</p>")
+                             "unknown (a prescription in supply has no MME factor in this factor set, or no quantity).</p>")
         units = result.units.assign(unit_label=result.units["unit_id"].map(
             labels.get if m.unit == "clinician" else clinic_names.get))
         lines = stats.funnel_lines(result, float(units["denominator"].max()))

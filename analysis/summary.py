@@ -183,6 +183,54 @@ def taper_table(conn: sa.Connection, s: Settings, secret: bytes) -> pd.DataFrame
               "max_monthly_reduction_pct", "category", "follow_up"]].reset_index(drop=True)
 
 
+TAPER_COUNT_COLUMNS = ("tapers", "gradual", "moderate", "rapid", "abrupt_discontinuation", "provisional")
+
+
+def taper_counts(tapers: pd.DataFrame, min_cell: int = 11) -> pd.DataFrame:
+    """tapers.csv at default settings: one row per clinician (clinician_id, clinic_id) with counts of tapers and
+    discontinuations starting in the period, by category, and how many are provisional (follow-up not over).
+
+    Disclosure rule (CMS cell-size policy, the one every export follows): a count from 1 to min_cell - 1 is
+    written "<11" (for min_cell 11); if a row then withholds exactly one category while its total is shown, the
+    next smallest category is withheld too ("withheld": total minus the others would give the small count back);
+    a small total withholds every category. `withheld_why` says why each row withholds what it does.
+    Patient-level rows (taper_table) leave only with min_cell 0 or 1 (`rxdash summarize --min-cell 0`)."""
+    categories = list(TAPER_COUNT_COLUMNS[1:5])
+    t = tapers.assign(provisional=tapers["follow_up"].eq(coverage.PROVISIONAL))
+    wide = (pd.crosstab([t["clinician_id"], t["clinic_id"]], t["category"])
+            .reindex(columns=categories, fill_value=0) if len(t) else
+            pd.DataFrame(columns=categories, index=pd.MultiIndex.from_arrays([[], []],
+                                                                             names=["clinician_id", "clinic_id"])))
+    wide.insert(0, "tapers", wide[categories].sum(axis=1))
+    wide["provisional"] = t.groupby(["clinician_id", "clinic_id"])["provisional"].sum().reindex(wide.index).fillna(0)
+    out = wide.reset_index().astype({c: "int64" for c in TAPER_COUNT_COLUMNS})
+    out = out.astype({c: object for c in TAPER_COUNT_COLUMNS})
+    out["withheld_why"] = ""
+    if min_cell <= 1:
+        return out
+    small_text = f"<{min_cell}"
+    for i, row in out.iterrows():
+        counts = {c: int(row[c]) for c in TAPER_COUNT_COLUMNS}
+        small = [c for c in TAPER_COUNT_COLUMNS if 1 <= counts[c] < min_cell]
+        why = []
+        if "tapers" in small:
+            for c in TAPER_COUNT_COLUMNS:
+                out.at[i, c] = small_text if c in small else "withheld"
+            why.append(f"fewer than {min_cell} tapers in all: every count withheld")
+        elif small:
+            for c in small:
+                out.at[i, c] = small_text
+            why.append(f"counts from 1 to {min_cell - 1} written {small_text}")
+            hidden_categories = [c for c in small if c in categories]
+            if len(hidden_categories) == 1:
+                others = sorted((counts[c], c) for c in categories if c not in small and counts[c] > 0)
+                if others:
+                    out.at[i, others[0][1]] = "withheld"
+                    why.append(f"{others[0][1]} withheld too, or the total would give the small count away")
+        out.at[i, "withheld_why"] = "; ".join(why)
+    return out
+
+
 def _small(x: pd.Series, min_cell: int) -> pd.Series:
     return (x >= 1) & (x < min_cell)
 
@@ -278,7 +326,13 @@ def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime,
         "                          limit after any overdispersion adjustment, within, or too_few: under 11",
         "                          cases, never judged; a unit at 0% or 100% is high/low only when chance under",
         "                          the pooled rate is below 0.1%), empirical-Bayes shrunken value with a 95% interval.",
-        "  tapers.csv              one row per taper or discontinuation starting in the period.",
+        ("  tapers.csv              one row per taper or discontinuation starting in the period (patient keys:"
+         if s.min_cell <= 1 else
+         "  tapers.csv              one row per clinician: tapers and discontinuations starting in the period,"),
+        ("                          suppression is off)." if s.min_cell <= 1 else
+         f"                          by category, and how many are provisional; counts 1-{s.min_cell - 1} written <{s.min_cell}"),
+        *(() if s.min_cell <= 1 else (
+          "                          (withheld_why says why; patient-level rows only with --min-cell 0).",)),
         "  consistency.csv         variation between clinicians per measure and quarter: pooled value, units,",
         "                          phi, tau2, median odds ratio, ratio of 90th to 10th centile of shrunken values;",
         "                          judged_units (with >= 11 cases); estimable false (and both ratios blank) when",
@@ -307,6 +361,8 @@ def write_summary(engine: sa.Engine, s: Settings, out: Path) -> dict[str, int]:
     with engine.connect() as conn:
         table = suppress(measure_table(conn, s), s.min_cell)
         tapers = taper_table(conn, s, secret)
+        # Patient-level taper rows leave only when suppression is off (--min-cell 0); else counts by clinician.
+        tapers = tapers if s.min_cell <= 1 else taper_counts(tapers, s.min_cell)
         consistency = consistency_table(conn, s)
         measurement = measurement_lines(s, data_bounds(conn))
     # Ids come from the data: written as every exported CSV is, formula cells neutralised.

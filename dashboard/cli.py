@@ -13,14 +13,15 @@ APP = Path(__file__).resolve().parent / "app.py"
 
 
 def _progress_printer(stream=sys.stderr):
-    """A one-line text progress bar per table, shown only for large files."""
+    """A one-line text progress bar per step (reading a source format, staging each table), shown only for
+    large inputs (200,000 rows or bytes and more)."""
     def show(table: str, done: int, total: int) -> None:
         if total < 200_000:
             return
         width = 30
         filled = int(width * done / max(total, 1))
         end = "\n" if done >= total else ""
-        stream.write(f"\r  staging {table:<14} [{'#' * filled}{'.' * (width - filled)}] {done:>12,}/{total:,}{end}")
+        stream.write(f"\r  {table:<22} [{'#' * filled}{'.' * (width - filled)}] {done:>12,}/{total:,}{end}")
         stream.flush()
 
     return show
@@ -32,12 +33,17 @@ def cmd_load(args: argparse.Namespace) -> int:
     from analysis import db, ingest
     from analysis.drugs import SKIP_REASONS
 
+    for flag, value, fmt in (("--schema", args.schema, "omop"), ("--roster", args.roster, "pde")):
+        if value is not None and args.format != fmt:
+            print(f"rxdash load: error: {flag} goes with --format {fmt}", file=sys.stderr)
+            return EXIT_USAGE
     url = db.resolve_url(args.db)
     try:
         engine = db.make_engine(url)
-        report = ingest.load_directory(engine, args.directory, args.rejects, replace=args.replace,
-                                       strict=args.strict, progress=_progress_printer(),
-                                       extract_date=args.extract_date, max_fill_days=args.max_fill_days)
+        report = ingest.load_source(engine, args.directory, args.format, args.rejects, replace=args.replace,
+                                    strict=args.strict, progress=_progress_printer(),
+                                    extract_date=args.extract_date, max_fill_days=args.max_fill_days,
+                                    schema=args.schema, roster=args.roster)
     except (ingest.LoadError, ValueError) as e:
         in_use = database_in_use(e)
         print(f"rxdash load: error: {in_use + '; nothing was loaded' if in_use else e}", file=sys.stderr)
@@ -46,10 +52,16 @@ def cmd_load(args: argparse.Namespace) -> int:
         why = database_in_use(e) or str(getattr(e, 'orig', None) or e).strip().splitlines()[0]
         print(f"rxdash load: error: {why}; nothing was loaded", file=sys.stderr)
         return EXIT_REFUSED
-    print(f"Loaded {args.directory} into {engine.url.render_as_string(hide_password=True)} (run {report.run_id})")
-    print(f"{'file':<20}{'read':>12}{'loaded':>12}{'skipped':>12}{'rejected':>12}")
+    shown = ingest.shown_name(str(args.directory), 200)
+    print(f"Loaded {shown}{'' if args.format == 'contract' else f' ({args.format})'} into "
+          f"{engine.url.render_as_string(hide_password=True)} (run {report.run_id})")
+    if report.sources:
+        _print_sources(report)
+        print("Contract tables, after the checks:")
+    suffix = ".csv" if report.format == "contract" else ""
+    print(f"{'file' if suffix else 'table':<20}{'read':>12}{'loaded':>12}{'skipped':>12}{'rejected':>12}")
     for t in report.tables:
-        print(f"{t.table + '.csv':<20}{t.rows_read:>12,}{t.rows_loaded:>12,}{t.rows_skipped:>12,}{t.rows_rejected:>12,}")
+        print(f"{t.table + suffix:<20}{t.rows_read:>12,}{t.rows_loaded:>12,}{t.rows_skipped:>12,}{t.rows_rejected:>12,}")
         if t.ignored_columns:
             print(f"  extra columns ignored: {', '.join(t.ignored_columns)}")
         for code, n in t.skip_reasons.most_common():
@@ -66,6 +78,23 @@ def cmd_load(args: argparse.Namespace) -> int:
         print(f"Extract date: {report.extract_date:%Y-%m-%d} ({how}); every patient's record ends there "
               "unless the patient's record_end is earlier")
     return 0
+
+
+def _print_sources(report) -> None:
+    """Each source file's rows read = loaded + skipped + rejected, with the reasons."""
+    from analysis.ingest import shown_name
+
+    width = max([24, *(len(shown_name(r.name, 40)) + 2 for r in report.sources)])
+    print(f"{'source file':<{width}}{'read':>12}{'loaded':>12}{'skipped':>12}{'rejected':>12}  gives")
+    for r in report.sources:
+        print(f"{shown_name(r.name, 40):<{width}}{r.rows_read:>12,}{r.rows_loaded:>12,}{r.rows_skipped:>12,}"
+              f"{r.rows_rejected:>12,}  {r.feeds}")
+        for code, n in r.skip_reasons.most_common():
+            print(f"  skipped {n:,} × {code}")
+        for code, n in r.reasons.most_common():
+            print(f"  rejected {n:,} × {code}")
+    for note in report.notes:
+        print(f"Note: {note}")
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
@@ -315,8 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     db_help = "SQLAlchemy URL (default: $RXDASH_DB_URL, Streamlit secrets, else duckdb:///rxdash.duckdb)"
 
-    p = sub.add_parser("load", help="validate and load a folder of contract CSV files")
-    p.add_argument("directory", type=Path)
+    p = sub.add_parser("load", help="validate and load a source: a folder of contract CSV files, an OMOP CDM "
+                                    "extract, FHIR R4 files or CMS Part D event files")
+    p.add_argument("directory", metavar="SOURCE",
+                   help="a folder (every format), or for --format omop a database URL with --schema")
+    p.add_argument("--format", choices=("contract", "omop", "fhir", "pde"), default="contract",
+                   help="the shape of SOURCE (default: contract, the CSV files of README 'Data')")
+    p.add_argument("--schema", help="--format omop from a database: the schema holding the CDM tables")
+    p.add_argument("--roster", type=Path, metavar="FILE",
+                   help="--format pde: a CSV of clinician_id, clinic_id, clinic_name, specialty assigning "
+                        "prescribers to clinics (default: one clinic, Unassigned)")
     p.add_argument("--db", help=db_help)
     p.add_argument("--rejects", type=Path, default=Path("rejects.csv"), help="CSV of rejected rows and reasons")
     p.add_argument("--replace", action="store_true", help="replace the data already in the database")

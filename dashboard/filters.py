@@ -208,7 +208,21 @@ def _seed_from_url(bounds: tuple[dt.date, dt.date], clinics: list[str], specialt
     for key, low, high in (("low", 1, 1000), ("high", 1, 1000), ("gradual", 1, 100), ("rapid", 1, 100),
                            ("min_patients", 1, 10_000)):
         if (values := fresh(key)) and (value := _number(values[0], low, high)) is not None:
-            ss[f"f_{key}"] = int(value) if key == "min_patients" else value
+            ss[f"f_{key}"] = int(round(value))   # thresholds are whole numbers (MME a day, % a month)
+
+
+def _ordered_pair(bar, name: str, lower: int, upper: int, problem: str, unit: str) -> tuple[int, int]:
+    """(lower, upper) when lower < upper; else the last pair in force that was (the defaults at first), with
+    one line saying why the input was refused."""
+    key = f"_valid_{name}"
+    if lower < upper:
+        st.session_state[key] = (lower, upper)
+        return lower, upper
+    kept = st.session_state.get(key) or ((int(DEFAULTS["low"]), int(DEFAULTS["high"])) if name == "doses"
+                                         else (int(DEFAULTS["gradual"]), int(DEFAULTS["rapid"])))
+    bar.error(f"{problem.format(lower, upper)}: not applied; still using {kept[0]} and {kept[1]} ({unit}).",
+              icon=":material/block:")
+    return kept
 
 
 def describe(f: Filters) -> dict[str, object]:
@@ -256,7 +270,7 @@ def sidebar() -> Filters | None:
                        ("f_factors", DEFAULTS["factors"]), ("f_exclusions", True), ("f_low", DEFAULTS["low"]),
                        ("f_high", DEFAULTS["high"]), ("f_gradual", DEFAULTS["gradual"]),
                        ("f_rapid", DEFAULTS["rapid"]), ("f_min_patients", DEFAULTS["min_patients"])):
-        ss.setdefault(key, value)
+        ss.setdefault(key, int(value) if isinstance(value, float) else value)
     _seed_from_url(bounds, list(clinic_names), specialties)
 
     bar = st.sidebar
@@ -282,14 +296,19 @@ def sidebar() -> Filters | None:
                                     help="Smaller clinicians still count in the pooled value and the limits; "
                                          "they are only left off the charts and tables.")
     with bar.expander("Thresholds"):
-        low = st.number_input("Dose threshold (MME a day)", 1.0, 1000.0, step=5.0, key="f_low",
+        low = st.number_input("Dose threshold (MME a day)", 1, 1000, step=5, key="f_low",
                               help="CDC 2022: reassess benefits and risks, offer naloxone (default 50).")
-        high = st.number_input("High-dose threshold (MME a day)", 1.0, 1000.0, step=5.0, key="f_high",
+        high = st.number_input("High-dose threshold (MME a day)", 1, 1000, step=5, key="f_high",
                                help="CDC 2022: avoid increasing to this dose without justification (default 90).")
-        gradual = st.number_input("Gradual taper: at most (% of baseline a month)", 1.0, 100.0, step=1.0,
+        gradual = st.number_input("Gradual taper: at most (% of baseline a month)", 1, 100, step=1,
                                   key="f_gradual", help="HHS 2019 / CDC 2022: about 10% a month (default).")
-        rapid = st.number_input("Rapid taper: more than (% of baseline a month)", 1.0, 100.0, step=1.0,
+        rapid = st.number_input("Rapid taper: more than (% of baseline a month)", 1, 100, step=1,
                                 key="f_rapid", help="About 10% a week (default 40).")
+        # Contradictory pairs are refused, not used: the last pair that made sense stays in force.
+        low, high = _ordered_pair(bar, "doses", low, high, "The dose threshold ({0} MME) must be below the "
+                                  "high-dose threshold ({1} MME)", "MME a day")
+        gradual, rapid = _ordered_pair(bar, "paces", gradual, rapid, "The gradual pace ({0}%/month) must be "
+                                       "below the rapid pace ({1}%/month)", "% a month")
 
     allowed = directory
     if chosen_clinics:
@@ -306,10 +325,6 @@ def sidebar() -> Filters | None:
                 float(low), float(high), float(gradual), float(rapid), bool(exclusions), int(min_patients),
                 frozenset(allowed["clinician_id"]) if chosen_clinics or chosen_specialties else None,
                 labels=shown, clinic_names=clinic_names, codes=codes)
-    if low >= high:
-        bar.warning("The dose threshold should be below the high-dose threshold.")
-    if gradual >= rapid:
-        bar.warning("The gradual pace should be below the rapid pace.")
 
     url = _to_url(f)
     st.query_params.from_dict(url)

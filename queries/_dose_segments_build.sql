@@ -3,8 +3,9 @@
 -- the dose_segments fragment.
 -- Parameters: :factor_set (text), as rx_mme.
 -- Defines: built_segments(patient_id, seg_start, seg_end, daily_mme, supplied, dose_known).
---   dose_known is false on a stretch where a prescription in supply has no factor in the set
---   (mme_status no_factor): that day's dose is unknown, and daily_mme counts only the others.
+--   dose_known is false on a stretch where a prescription in supply has no factor in the set, or no
+--   quantity (mme_status no_factor, no_quantity): that day's dose is unknown, and daily_mme counts only
+--   the others.
 --   Built from interval boundaries: +dose on fill_date, -dose the day after last_day, running sums per
 --   patient (never one row per day). A patient's daily MME is the sum over prescriptions covering the day
 --   (DESIGN.md), so early refills add up on the days they overlap. Gaps in supply are segments with
@@ -13,11 +14,11 @@
 --   Doses are rounded to 1e-6 MME so that running sums of fractions compare exactly.
 dose_deltas as (
     select patient_id, fill_date as day, coalesce(daily_mme, 0) as d_mme, tiered_amount as d_tiered, 1 as d_active,
-        case when mme_status = 'no_factor' then 1 else 0 end as d_unknown
+        case when mme_status in ('no_factor', 'no_quantity') then 1 else 0 end as d_unknown
     from rx_mme
     union all
     select patient_id, last_day + 1 as day, -coalesce(daily_mme, 0), -tiered_amount, -1,
-        case when mme_status = 'no_factor' then -1 else 0 end
+        case when mme_status in ('no_factor', 'no_quantity') then -1 else 0 end
     from rx_mme
 ),
 

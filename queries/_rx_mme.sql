@@ -7,7 +7,9 @@
 --   patch's multiplier is 3, the days a patch is worn). NULL when no factor applies or the factor is tiered.
 --   tiered_amount = mg a day of an ingredient whose factor depends on the patient's total daily mg
 --   (methadone under cdc2016); its MME is applied per patient-day in dose_segments.
---   mme_status: computed | tiered | no_factor (no_factor rows still count as days with supply).
+--   mme_status: computed | tiered | no_factor | no_quantity (supply whose quantity is unknown: days known,
+--   dose not; README "Prescribing orders"). no_factor and no_quantity rows still count as days with supply,
+--   of unknown dose.
 flat_factors as (
     -- A factor stated per mcg (transmucosal fentanyl, CDC MME file: 0.13 per mcg) is applied to strength in
     -- mg (opioid_rx.base_strength), so it counts 1000 times as much per mg.
@@ -33,9 +35,10 @@ rx_mme as (
         case when t.ingredient is null then
             o.base_strength * o.quantity * f.quantity_multiplier / o.days_supply * f.mme_factor
         end as daily_mme,
-        case when t.ingredient is not null then o.base_strength * o.quantity / o.days_supply else 0 end
-            as tiered_amount,
+        case when t.ingredient is not null and o.quantity is not null
+            then o.base_strength * o.quantity / o.days_supply else 0 end as tiered_amount,
         case
+            when o.quantity is null then 'no_quantity'
             when t.ingredient is not null then 'tiered'
             when f.mme_factor is not null then 'computed'
             else 'no_factor'

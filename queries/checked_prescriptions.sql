@@ -16,8 +16,10 @@
 -- values winning: the days from days_supply, else end_date - fill_date + 1, else quantity / units_per_day
 -- (rounded up to whole days) when quantity is given, else (an open order: no quantity, days_supply or
 -- end_date) fill_date to the extract date; the quantity is units_per_day x the days. quantity_source says
--- which: given (both given, a dispensing), sig_days, sig_end, sig_open, qty_end, qty_sig. A row nothing
--- gives a quantity or days to is rejected (no_quantity, non_positive_quantity, missing_days_supply,
+-- which: given (both given, a dispensing), sig_days, sig_end, sig_open, qty_end, qty_sig; days_only and
+-- end_only when the days are known (days_supply, or fill_date to end_date) but nothing gives the quantity:
+-- loaded with quantity NULL, supply whose dose is unknown (queries/_rx_mme.sql mme_status no_quantity).
+-- A row nothing gives days to is rejected (no_quantity, non_positive_quantity, missing_days_supply,
 -- non_positive_days_supply); derived days over 3650 (10 years) are rejected (order_days_over_3650).
 -- An order (quantity_source other than given) is loaded as `fills` consecutive fills of at most
 -- max_fill_days days each (queries/prescription_fills.sql splits it); its later fills take the ids
@@ -149,12 +151,16 @@ supplied as (
             when o.quantity_v > 0 and o.days_from = 'given' then 'given'
             when o.quantity_v > 0 and o.days_from = 'end' then 'qty_end'
             when o.quantity_v > 0 and o.days_from = 'sig' then 'qty_sig'
+            -- The days are known (given, or to end_date) and nothing gives the quantity: supply with an
+            -- unknown dose (quantity NULL), never a rejected row that would open a false gap in supply.
+            when o.quantity = '' and o.units_v is null and o.days_from = 'given' then 'days_only'
+            when o.quantity = '' and o.units_v is null and o.days_from = 'end' then 'end_only'
             when o.days_from = 'given' then 'sig_days'
             when o.days_from = 'end' then 'sig_end'
             when o.days_from = 'open' then 'sig_open'
         end as quantity_source,
         case
-            when o.quantity_v > 0 and o.days_from = 'given' then 1
+            when (o.quantity_v > 0 or (o.quantity = '' and o.units_v is null)) and o.days_from = 'given' then 1
             when o.order_days_raw between 1 and 3650
                 then cast(ceil(o.order_days_raw / cast(:max_fill_days as integer)) as integer)
         end as fills
@@ -207,8 +213,8 @@ flagged as (
             when t.end_date <> '' and t.end_date_v is null then 'bad_end_date'
             when t.end_date_v < t.fill_date_v then 'end_before_fill'
             -- Nothing gives the quantity (blank or 0, and no units_per_day) or the days.
-            when coalesce(t.quantity_v, 0) = 0 and t.units_v is null and t.quantity = '' then 'no_quantity'
-            when coalesce(t.quantity_v, 0) = 0 and t.units_v is null then 'non_positive_quantity'
+            when t.quantity = '' and t.units_v is null and t.order_days_raw is null then 'no_quantity'
+            when coalesce(t.quantity_v, 0) = 0 and t.units_v is null and t.quantity <> '' then 'non_positive_quantity'
             when t.order_days_raw is null and t.days_supply = '' then 'missing_days_supply'
             when t.order_days_raw is null then 'non_positive_days_supply'
             when t.order_days_raw > 3650 then 'order_days_over_3650'
@@ -249,8 +255,8 @@ final as (
             when 'bad_quantity' then 'quantity ''' || quantity || ''' is not a number below 10^15'
             when 'non_positive_quantity' then 'quantity ' || quantity || ' must be greater than zero'
                 || case when quantity_v = 0 then ' (or be derived: units_per_day is blank)' else '' end
-            when 'no_quantity' then 'quantity is blank and units_per_day is blank: nothing gives the quantity '
-                || '(give quantity, or units_per_day with days_supply or end_date)'
+            when 'no_quantity' then 'quantity, units_per_day, days_supply and end_date are blank: nothing gives '
+                || 'the supply (give quantity and days_supply, or units_per_day, or the days the supply lasts)'
             when 'missing_days_supply' then 'days_supply is blank and neither end_date nor units_per_day gives it'
             when 'bad_days_supply' then 'days_supply ''' || days_supply || ''' is not a whole number'
             when 'non_positive_days_supply' then 'days_supply ' || days_supply || ' must be at least 1'

@@ -43,7 +43,7 @@ create table if not exists prescriptions (
     strength double precision not null,
     strength_unit varchar not null,
     dose_form varchar,
-    quantity double precision not null,
+    quantity double precision,
     days_supply integer not null,
     long_acting boolean not null,
     drug_class varchar,
@@ -182,3 +182,25 @@ create table if not exists stored_ltot_episodes (
     days_supply bigint not null,
     is_ltot boolean not null
 );
+-- The format a load read (analysis.sources.FORMATS), and for a format other than the contract, each source
+-- file's rows read = loaded + skipped + rejected (analysis.ingest.SourceReport).
+alter table load_runs add column if not exists source_format varchar;
+create table if not exists load_source_files (
+    run_id varchar not null,
+    file_no integer not null,
+    file_name varchar not null,
+    feeds varchar,
+    rows_read bigint not null,
+    rows_loaded bigint not null,
+    rows_skipped bigint not null,
+    rows_rejected bigint not null
+);
+-- What a source adapter told the user about the load (analysis.sources.Adapted.notes), one line each.
+create table if not exists load_notes (
+    run_id varchar not null,
+    note_no integer not null,
+    note varchar not null
+);
+-- Supply whose quantity nothing gives (quantity_source days_only, end_only) is loaded with quantity NULL: its
+-- days count as supply, its dose is unknown (queries/_rx_mme.sql mme_status no_quantity).
+alter table prescriptions alter column quantity drop not null;

@@ -164,6 +164,21 @@ def test_url_values_outside_the_allow_lists_are_ignored(worked):
     assert metrics(at)["Patients with an opioid fill"] == "9"
 
 
+def test_contradictory_thresholds_are_refused_not_used(worked):
+    # A dose threshold above the high-dose one, and a gradual pace above the rapid one, from a shared link.
+    at = run("tapers", {**H1, "low": "120", "high": "90", "gradual": "50", "rapid": "40"})
+    errors = [e.value for e in at.sidebar.error]
+    assert any("dose threshold (120 MME) must be below the high-dose threshold (90 MME)" in e
+               and "still using 50 and 90" in e for e in errors), errors
+    assert any("gradual pace (50%/month) must be below the rapid pace (40%/month)" in e
+               and "still using 10 and 40" in e for e in errors), errors
+    # The pages use the pair in force: T2 at 25%/month is moderate under 10/40, as with no thresholds given.
+    assert metrics(at)["Within 10%/month"] == metrics(run("tapers", H1))["Within 10%/month"]
+    assert "low" not in at.query_params and "gradual" not in at.query_params
+    # Thresholds show as whole numbers.
+    assert at.sidebar.number_input(key="f_low").value == 120 and isinstance(at.sidebar.number_input(key="f_low").value, int)
+
+
 # --- Clinician variation -----------------------------------------------------------------------------
 
 def test_variation_funnel_shows_the_worked_clinicians(worked):
@@ -277,7 +292,7 @@ def test_tapers_page_speeds_trajectories_and_events(worked):
     events = next(s for s in specs if s["layout"]["title"]["text"].startswith("Tapers followed by an event"))
     within_30 = dict(zip(events["data"][0]["x"], values(events["data"][0]["y"])))
     # T1 (>40%/month) had an ED visit 12 days after the start; T2 (10-40%) had none.
-    assert within_30["10–40%/month<br>(1 tapers)"] == 0.0 and within_30["> 40%/month<br>(1 tapers)"] == 1.0
+    assert within_30["10–40%/month<br>(1 taper)"] == 0.0 and within_30["> 40%/month<br>(1 taper)"] == 1.0
     assert np.isnan(within_30["≤ 10%/month<br>(0 tapers)"])           # no taper in the band: no share
 
 

@@ -74,7 +74,7 @@ def every_figure(d) -> dict[str, tuple[go.Figure, str, dict[str, str]]]:
         "funnel_chart": (funnel, "Funnel <b>t</b>", {"xaxis": "count", "yaxis": "share"}),
         "highlight": (funnel, "Funnel <b>t</b>", {"xaxis": "count", "yaxis": "share"}),
         "taper_speed_chart": (charts.taper_speed_chart(tapers, "in 2025", 10, 40),
-                              f"How fast doses fell: {len(tapers):,} tapers starting in 2025", {"yaxis": "count"}),
+                              f"How fast doses fell: {len(tapers):,} taper{'' if len(tapers) == 1 else 's'} starting in 2025", {"yaxis": "count"}),
         "taper_categories_chart": (charts.taper_categories_chart(tapers, "2025"), "Taper categories by clinician, 2025",
                                    {"yaxis": "count"}),
         "caterpillar_chart": (caterpillar, "Caterpillar", {"yaxis": "share"}),

@@ -32,6 +32,26 @@ def test_load_prints_counts_and_writes_rejects_in_the_working_folder(tmp_path):
     assert lines[0] == "file,line,row_id,reason_code,reason" and len(lines) == 1 + 16
 
 
+def test_load_a_source_format_prints_each_source_file(tmp_path):
+    # The committed OMOP extract (Eunomia, persons 4, 25, 28): 31 exposures, 14 other drugs, 17 opioid
+    # exposures of unknown dose (quantity 0 everywhere).
+    extract = Path(__file__).parent / "data" / "omop"
+    result = run("load", str(extract), "--format", "omop", "--extract-date", "2022-09-30", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split()[1:6] for line in result.stdout.splitlines() if line.endswith("prescriptions")}
+    assert rows["DRUG_EXPOSURE.csv"] == ["31", "17", "14", "0", "prescriptions"]
+    assert "skipped 14 × other_drug_by_rxcui" in result.stdout
+    assert "Note: 4 of 4 clinicians are in the clinic Unassigned (CARE_SITE is empty)" in result.stdout
+    assert "(omop)" in result.stdout.splitlines()[0]
+    # A flag of another format is a usage error, one line, exit 2.
+    wrong = run("load", str(extract), "--schema", "cdm", cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr.strip() == "rxdash load: error: --schema goes with --format omop"
+    # An unreadable source is one line, exit 1.
+    missing = run("load", str(tmp_path / "nowhere"), "--format", "fhir", cwd=tmp_path)
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def test_load_into_postgresql_by_url_from_the_environment(tmp_path):
     from tests.conftest import _pg_schema_engine
 

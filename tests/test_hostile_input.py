@@ -329,7 +329,7 @@ def test_cli_refusal_is_one_line_exit_1_and_the_database_is_unchanged(tmp_path, 
 def test_cli_an_unexpected_fault_is_one_line_exit_3(tmp_path, capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom\nsecond line")
-    monkeypatch.setattr(ingest, "load_directory", broken)
+    monkeypatch.setattr(ingest, "load_source", broken)
     monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
     code = cli.main(["load", str(tmp_path), "--db", f"duckdb:///{tmp_path / 'x.duckdb'}"])
     err = capsys.readouterr().err

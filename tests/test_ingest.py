@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+import queries
 from analysis import db, ingest
 from tests.conftest import SAMPLE
 from tests.fixtures import HEADERS, OXY10, PRESCRIPTIONS, read_rejects, write_csv, write_dataset
@@ -352,11 +353,33 @@ def test_the_longest_fill_is_a_parameter(engine, tmp_path):
         load_orders(engine, tmp_path, rows, max_fill_days=0, replace=True)
 
 
+def test_supply_whose_quantity_nothing_gives_loads_with_its_dose_unknown(engine, tmp_path):
+    # Days known, quantity not (an OMOP extract with quantity 0, a claim without it): the days are supply,
+    # the dose is unknown. Rejecting the row would open a false gap in the patient's supply.
+    rows = [order("D1", fill="2025-03-01", days="30"),                     # days_supply given: one fill
+            order("E1", fill="2025-04-01", end="2025-05-30")]              # 04-01 .. 05-30 is 60 days: 2 fills
+    report = load_orders(engine, tmp_path, rows)
+    assert (report.tables[3].rows_loaded, report.tables[3].rows_rejected, report.tables[3].fills_loaded) == (6, 0, 7)
+    assert stored(engine) == [("D1", dt.date(2025, 3, 1), 30, None, "days_only"),
+                              ("E1", dt.date(2025, 4, 1), 30, None, "end_only"),
+                              ("E1~fill2", dt.date(2025, 5, 1), 30, None, "end_only")]
+    with engine.connect() as conn:
+        mme = {r.rx_id: (r.daily_mme, r.mme_status) for r in conn.execute(
+            sa.text(queries.load("rx_daily_mme")), {"factor_set": "cdc2022", "exclude": False})}
+        segments = conn.exec_driver_sql(
+            "select seg_start, seg_end, supplied, dose_known from daily_dose_segments where factor_set = 'cdc2022' "
+            "and patient_id = 'P1' and seg_start >= date '2025-03-01' order by seg_start").all()
+    assert mme["D1"] == (None, "no_quantity") and mme["E1~fill2"] == (None, "no_quantity")
+    # P1's supply from 03-01 to 05-30 is known, and every day of it has an unknown dose.
+    supplied = [s for s in segments if s.supplied and s.seg_start <= dt.date(2025, 5, 30)]
+    assert supplied and not any(s.dose_known for s in supplied)
+    assert supplied[0].seg_start == dt.date(2025, 3, 1) and supplied[-1].seg_end == dt.date(2025, 5, 30)
+
+
 # One bad order row (line 6, after the four good dispensings) per reason; rows that derive nothing keep
 # the codes a dispensing has (non_positive_quantity, missing_days_supply, ...).
 BAD_ORDERS = [
-    (order(days="30"), "no_quantity", "quantity is blank and units_per_day is blank: nothing gives the quantity"),
-    (order(), "no_quantity", "nothing gives the quantity"),
+    (order(), "no_quantity", "quantity, units_per_day, days_supply and end_date are blank: nothing gives the supply"),
     (order(quantity="0", days="30"), "non_positive_quantity", "must be greater than zero"),
     (order(quantity="60"), "missing_days_supply", "days_supply is blank and neither end_date nor units_per_day"),
     (order(quantity="60", days="0"), "non_positive_days_supply", "must be at least 1"),

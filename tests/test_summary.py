@@ -82,11 +82,25 @@ def test_summarize_writes_the_four_files_on_both_databases(sample_engine, tmp_pa
         assert not ((counts_left >= 1) & (counts_left <= 10)).any(), col
     consistency = pd.read_csv(out / "consistency.csv")
     assert sorted(set(consistency["quarter_start"])) == ["2024-01-01", "2024-04-01"]
-    tapers = pd.read_csv(out / "tapers.csv")
-    assert list(tapers.columns) == ["clinician_id", "clinic_id", "patient_key", "baseline_mme", "taper_start",
-                                    "end_mme", "max_monthly_reduction_pct", "category", "follow_up"]
-    assert tapers["max_monthly_reduction_pct"].between(0, 100).all()
+    # tapers.csv at default settings: counts by clinician, no patient-level row, no count from 1 to 10.
+    tapers = pd.read_csv(out / "tapers.csv", dtype=str, keep_default_na=False)
+    assert list(tapers.columns) == ["clinician_id", "clinic_id", *summary.TAPER_COUNT_COLUMNS, "withheld_why"]
     assert counts["tapers"] == len(tapers) > 0
+    for col in summary.TAPER_COUNT_COLUMNS:
+        shown = pd.to_numeric(tapers[col], errors="coerce").dropna()
+        assert not ((shown >= 1) & (shown <= 10)).any(), col
+        assert set(tapers.loc[pd.to_numeric(tapers[col], errors="coerce").isna(), col]) <= {"<11", "withheld"}
+    # With suppression off (--min-cell 0), one row per taper, and the counts add up to the same tapers.
+    full = tmp_path / "full"
+    summary.write_summary(sample_engine, summary.Settings(s.start, s.end, min_cell=0), full)
+    rows = pd.read_csv(full / "tapers.csv")
+    assert list(rows.columns) == ["clinician_id", "clinic_id", "patient_key", "baseline_mme", "taper_start",
+                                  "end_mme", "max_monthly_reduction_pct", "category", "follow_up"]
+    assert rows["max_monthly_reduction_pct"].between(0, 100).all()
+    by_clinician = pd.read_csv(full / "tapers.csv").groupby("clinician_id").size()
+    aggregated = pd.read_csv(out / "tapers.csv", dtype=str).set_index("clinician_id")["tapers"]
+    for clinician, n in by_clinician.items():
+        assert aggregated[clinician] == (str(n) if n >= 11 else "<11"), clinician
     readme = (out / "README.txt").read_text(encoding="utf-8")
     for needle in ("Period: 2024-01-01 to 2024-06-30", "cdc2022", "Exclusions: on", "Attribution:",
                    "counts from 1 to 10 are suppressed", "stable across runs"):
@@ -94,6 +108,28 @@ def test_summarize_writes_the_four_files_on_both_databases(sample_engine, tmp_pa
     # No raw patient identifier in any byte written.
     for path in out.iterdir():
         assert not re.search(rb"P\d{7}", path.read_bytes()), path.name
+
+
+def test_taper_counts_withhold_small_counts_and_what_gives_them_away():
+    def tapers(clinician, **categories):
+        return [(clinician, "K1", c, "complete") for c, n in categories.items() for _ in range(n)]
+
+    rows = (tapers("A", gradual=12, rapid=3) + tapers("B", gradual=4, abrupt_discontinuation=1)
+            + tapers("C", gradual=20, moderate=11))
+    frame = pd.DataFrame(rows, columns=["clinician_id", "clinic_id", "category", "follow_up"])
+    frame.loc[frame.index[-1], "follow_up"] = "provisional"
+    got = summary.taper_counts(frame, 11).set_index("clinician_id")
+    # A: 15 tapers, 3 rapid (small): written <11; gradual 12 withheld too, since 15 - 12 would give 3 back.
+    assert got.loc["A", ["tapers", "gradual", "moderate", "rapid", "abrupt_discontinuation"]].tolist() == [
+        15, "withheld", 0, "<11", 0]
+    assert "gradual withheld too" in got.loc["A", "withheld_why"]
+    # B: 5 tapers in all: every count withheld.
+    assert got.loc["B", ["tapers", "gradual", "moderate", "abrupt_discontinuation"]].tolist() == ["<11", "<11", "withheld", "<11"]
+    assert got.loc["B", "withheld_why"].startswith("fewer than 11 tapers in all")
+    # C: 31 tapers, 20 gradual, 11 moderate, one provisional (small): shown, except the provisional count.
+    assert got.loc["C", ["tapers", "gradual", "moderate", "provisional"]].tolist() == [31, 20, 11, "<11"]
+    # Suppression off: the plain counts.
+    assert summary.taper_counts(frame, 0).set_index("clinician_id").loc["B", "tapers"] == 5
 
 
 # --- The data's start and end (analysis.coverage) ------------------------------------------------------
@@ -120,7 +156,7 @@ def test_summary_says_which_figures_the_data_cannot_measure_yet(sample_duckdb, t
     # provisional. The sample's 2025 tapers by quarter of start are 14, 10, 7, 1 (issue 12): the 7 + 1 of
     # the second half all start after 5 June.
     out = tmp_path / "last"
-    summary.write_summary(engine, summary.Settings(dt.date(2025, 1, 1), dt.date(2025, 12, 31)), out)
+    summary.write_summary(engine, summary.Settings(dt.date(2025, 1, 1), dt.date(2025, 12, 31), min_cell=0), out)
     table = pd.read_csv(out / "clinician_measures.csv")
     tapers_rows = table[table["measure_id"] == "taper_rapid"]
     assert set(tapers_rows["measurement"]) == {"provisional"}

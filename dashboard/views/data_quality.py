@@ -27,6 +27,11 @@ def _record_windows(w: pd.Series) -> None:
                "patient whose record cannot hold the days a measure needs is left out of it (not counted as 0).")
 
 
+# The drug tables' columns in words (queries/drug_mapping.sql returns the contract's names).
+DRUG_COLUMNS = {"drug_name": "Drug name", "ingredient": "Ingredient", "strength": "Strength",
+                "strength_unit": "Unit", "dose_form": "Dose form", "long_acting": "Long-acting",
+                "drug_class": "Class", "drug_parsed": "Read from the name", "prescriptions": "Prescriptions"}
+
 DRUG_SOURCE_LABELS = {"given": "its ingredient, strength and unit fields", "ndc": "its NDC (NDC reference)",
                       "rxcui": "its RxCUI (RxCUI reference)", "name": "its drug name, read",
                       "unrecorded": "not recorded (loaded by an older version)"}
@@ -73,8 +78,9 @@ def render() -> None:
     st.dataframe(
         latest[["table_name", "rows_read", "rows_loaded", "rows_skipped", "rows_rejected", "ignored_columns"]],
         hide_index=True, width="stretch",
-        column_config={"table_name": "File", "rows_read": "Read", "rows_loaded": "Loaded", "rows_skipped": "Skipped",
+        column_config={"table_name": "Table" if _is_source_format() else "File", "rows_read": "Read", "rows_loaded": "Loaded", "rows_skipped": "Skipped",
                        "rows_rejected": "Rejected", "ignored_columns": "Extra columns ignored"})
+    _source_files()
     if not skips.empty:
         st.caption("Skipped, not errors: " + "; ".join(
             f"{r.n_rows:,} rows: other drugs ({SKIP_REASONS.get(r.reason_code, r.reason_code)})"
@@ -94,14 +100,20 @@ def render() -> None:
     if coverage.empty:
         st.info("No opioid analgesic prescriptions are loaded.")
     else:
-        computable = coverage.loc[coverage["mme_status"] != "no_factor", "prescriptions"].sum()
+        computable = coverage.loc[~coverage["mme_status"].isin(["no_factor", "no_quantity"]), "prescriptions"].sum()
         st.metric("Opioid prescriptions with a computable MME", f"{computable / coverage['prescriptions'].sum():.1%}")
+        no_quantity = coverage[coverage["mme_status"] == "no_quantity"]
+        if not no_quantity.empty:
+            st.warning(f"{int(no_quantity['prescriptions'].sum()):,} opioid prescriptions have no quantity (the "
+                       "source gives their days of supply but not how much was supplied): their days count as "
+                       "supply (long-term therapy, new starts, overlaps), and their dose is unknown, so their "
+                       "patients are left out of the dose measures for the days they cover, never counted as 0 MME.")
         missing = coverage[coverage["mme_status"] == "no_factor"]
         if not missing.empty:
             st.warning("These opioid prescriptions have no MME factor in this set, so their dose is unknown. "
                        "Their patients are left out of the dose measures (high dose, average dose, naloxone, "
                        "tapers) for the periods they cover, never counted as 0 MME:")
-            st.dataframe(missing[["ingredient", "strength_unit", "prescriptions"]], hide_index=True)
+            st.dataframe(missing[["ingredient", "strength_unit", "prescriptions"]], hide_index=True, column_config=DRUG_COLUMNS)
 
     _quantity_sources()
 
@@ -114,8 +126,8 @@ def render() -> None:
     cols[2].metric("Unmapped ingredients", f"{unmapped['ingredient'].nunique():,}")
     if not unmapped.empty:
         st.warning("These ingredients are not in the drug reference, so no measure counts them:")
-        st.dataframe(unmapped[["drug_name", "ingredient", "prescriptions"]], hide_index=True)
-    st.dataframe(drugs, hide_index=True, width="stretch")
+        st.dataframe(unmapped[["drug_name", "ingredient", "prescriptions"]], hide_index=True, column_config=DRUG_COLUMNS)
+    st.dataframe(drugs, hide_index=True, width="stretch", column_config=DRUG_COLUMNS)
     if not sources.empty:
         st.markdown("**How each prescription's drug was identified** (its own fields win over its codes, an NDC "
                     "over an RxCUI, codes over reading the drug name; Methods names the NDC reference in force):")
@@ -130,6 +142,38 @@ def render() -> None:
                                 "rows_loaded": "Loaded", "rows_skipped": "Skipped", "rows_rejected": "Rejected"})
     if v.audit_log:
         audit_log()
+
+
+def _is_source_format() -> bool:
+    """Whether the latest load read a source format (OMOP, FHIR, Part D) rather than contract files."""
+    try:
+        return not data.query("source_files").empty
+    except data.DataUnavailable:
+        return False
+
+
+def _source_files() -> None:
+    """For a load of another format (OMOP, FHIR, Part D): each source file's rows and what the adapter noted."""
+    try:
+        files = data.query("source_files")
+        notes = data.query("load_notes")["note"]
+    except data.DataUnavailable:   # a database loaded by a version before source formats
+        return
+    if files.empty:
+        return
+    fmt = FORMAT_LABELS.get(files["source_format"].iloc[0], files["source_format"].iloc[0])
+    st.markdown(f"**Read from {md(fmt)}.** Each source file's rows were loaded (into the table it gives, or used "
+                "to complete another row: a record window, a patient's flag), skipped with a reason, or rejected "
+                "with a reason. The table above counts the contract tables the source was mapped onto.")
+    st.dataframe(files[["file_name", "feeds", "rows_read", "rows_loaded", "rows_skipped", "rows_rejected"]],
+                 hide_index=True, width="stretch",
+                 column_config={"file_name": "Source file", "feeds": "Gives", "rows_read": "Read",
+                                "rows_loaded": "Loaded", "rows_skipped": "Skipped", "rows_rejected": "Rejected"})
+    for note in notes:
+        st.info(md(note), icon=":material/info:")
+
+
+FORMAT_LABELS = {"omop": "an OMOP CDM extract", "fhir": "FHIR R4 files", "pde": "CMS Part D event files"}
 
 
 def audit_log(limit: int = 500) -> None:
@@ -159,7 +203,8 @@ def _quantity_sources() -> None:
         return
     if q.empty:
         return
-    inferred = ~q["quantity_source"].isin(["given", "not recorded"])
+    # Days given with no quantity (days_only) are measured days; every other non-dispensing is inferred.
+    inferred = ~q["quantity_source"].isin(["given", "not recorded", "days_only"])
     opioid, days = q["opioid_prescriptions"].sum(), q["opioid_days_supply"].sum()
     cols = st.columns(2)
     cols[0].metric("Opioid prescriptions with a measured quantity",
@@ -176,4 +221,5 @@ def _quantity_sources() -> None:
     st.caption("A dispensing's quantity and days supply are measured; a prescribing order's are inferred from its "
                "sig (units_per_day) and its days, and an order longer than the longest fill (`rxdash load "
                "--max-fill-days`, 30 by default) is counted here as its consecutive fills. A dose computed from an "
-               "inferred quantity is what was prescribed, not what was dispensed.")
+               "inferred quantity is what was prescribed, not what was dispensed. Supply with no quantity "
+               "(days_only, end_only) counts as days with supply of unknown dose.")

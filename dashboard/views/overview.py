@@ -142,7 +142,12 @@ def _delta(now: float, before: float | None, percent: bool) -> str | None:
     if before is None or now != now or before != before:
         return None
     diff = now - before
-    return f"{diff * 100:+.1f} points" if percent else f"{diff:+,.0f}"
+    text = f"{diff * 100:+.1f} points" if percent else f"{diff:+,.0f}"
+    # A change that rounds to nothing is said in words, with no arrow ("↑ +0" read as a rise).
+    return NO_CHANGE if text.lstrip("+-") in ("0", "0.0 points") else text
+
+
+NO_CHANGE = "no change"
 
 
 def render() -> None:
@@ -201,15 +206,16 @@ def render() -> None:
                                help=state.sentence())
         else:
             comparable = previous is not None and before_states[key].complete
-            cols[i % 4].metric(label, shown, _delta(value, before.get(key), percent) if comparable else None,
-                               delta_color="off")
+            delta = _delta(value, before.get(key), percent) if comparable else None
+            cols[i % 4].metric(label, shown, delta, delta_color="off",
+                               delta_arrow="off" if delta == NO_CHANGE else "auto")
     st.markdown(md_lines(comparison_lines(cards, now_states, before_states, previous)))
     left_out = [t for t in (dose_unknown.left_out(now["ltot_dose_unknown"], "long-term patients"),
                             dose_unknown.left_out(now["tapers_dose_unknown"], "tapers")) if t]
     if left_out:
         st.caption(f"Dose figures (long-term at ≥ {f.low_mme:g} and ≥ {f.high_mme:g} MME a day, tapers): "
                    + "; ".join(left_out) + ". A prescription in supply had no MME factor under "
-                   + dose.FACTOR_SETS[f.factor_set] + " (see the Data quality page).")
+                   + dose.FACTOR_SETS[f.factor_set] + ", or no quantity (see the Data quality page).")
 
     st.subheader("Where clinicians differ most")
     if ranked.empty:

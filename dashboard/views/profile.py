@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, exports, feedback, measures, stats
-from analysis.display import md
+from analysis.display import counted, md
 from dashboard import data, downloads, filters, viewer
 from dashboard.views import tapers as taper_view
 
@@ -124,6 +124,6 @@ def render() -> None:
                 icon=":material/info:")
         return
     gradual = (own["max_monthly_reduction_pct"] <= f.gradual_max_pct).sum()
-    st.write(f"{len(own):,} tapers or discontinuations started in the period; {gradual:,} went at the guideline "
+    st.write(f"{counted(len(own), 'taper or discontinuation')} started in the period; {gradual:,} went at the guideline "
              f"pace of {f.gradual_max_pct:g}% of the baseline a month or slower (HHS 2019; CDC 2022).")
     taper_view.trajectories(f, own, f"Daily dose around {name}'s tapers, {f.period}")

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts, exports, tapering
-from analysis.display import md
+from analysis.display import counted, md
 from dashboard import data, downloads, filters, pages, viewer
 
 RAPID_MEASURES = ("taper_rapid", "abrupt_discontinuation")
@@ -75,7 +75,7 @@ def render() -> None:
             st.caption("Twelve tapers spread from the slowest to the fastest, each as % of its baseline dose, from "
                        "180 days before to 210 days after the start. Patients are not identified and dates are not "
                        "shown.")
-            trajectories(f, tapers, f"Daily dose around {min(12, len(tapers))} of {len(tapers):,} tapers, {f.period}")
+            trajectories(f, tapers, f"Daily dose around {min(12, len(tapers))} of {counted(len(tapers), 'taper')}, {f.period}")
     with outcomes_tab:
         if outcomes_tab.open:
             _outcomes(f, tapers)

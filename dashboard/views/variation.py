@@ -84,7 +84,7 @@ def render() -> None:
         what = "tapers" if measure.query == "measure_taper_rapid" else "patients"
         if note := dose_unknown.left_out(len(unknown), what):
             st.warning(f"{note}. A prescription in supply in the period had no MME factor under "
-                       f"{dose.FACTOR_SETS[f.factor_set]}, so their dose cannot be computed; they are not counted "
+                       f"{dose.FACTOR_SETS[f.factor_set]}, or no quantity, so their dose cannot be computed; they are not counted "
                        "as 0 MME. The Data quality page lists the drugs.", icon=":material/warning:")
     flagged = units[units["flag"].isin(["high", "low"])]
     judged = int((units["flag"] != "too_few").sum())
