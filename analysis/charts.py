@@ -299,17 +299,34 @@ def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled:
     return fig
 
 
-def consistency_trend_chart(trend: pd.DataFrame, title: str) -> go.Figure:
-    """Variation between units by quarter (quarter_start, p90_p10_ratio, phi): lower means more consistent."""
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=trend["quarter_start"], y=trend["p90_p10_ratio"], mode="lines+markers",
-                             name="90th / 10th centile of shrunken values", line=dict(color=PALETTE[0])))
-    fig.add_trace(go.Scatter(x=trend["quarter_start"], y=trend["phi"], mode="lines+markers", yaxis="y2",
-                             name="overdispersion φ", line=dict(color=PALETTE[1], dash="dot")))
-    fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Quarter",
-                      yaxis=dict(title="Ratio 90th / 10th centile"),
-                      yaxis2=dict(title="φ (1 = chance alone)", overlaying="y", side="right", showgrid=False),
-                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
+# The variation index each kind of measure is ranked by (the Overview's "where clinicians differ most").
+TREND_INDEX = {"median_odds_ratio": "Median odds ratio (1 = no difference)",
+               "p90_p10_ratio": "Ratio of 90th to 10th centile (1 = no difference)"}
+
+
+def quarter_label(day) -> str:
+    """'Q1 2025' for any day of the quarter."""
+    day = pd.Timestamp(day)
+    return f"Q{(day.month - 1) // 3 + 1} {day.year}"
+
+
+def consistency_trend_chart(trend: pd.DataFrame, title: str, index: str = "median_odds_ratio") -> go.Figure:
+    """Variation between units by quarter, on one axis: `index` (median_odds_ratio for shares, p90_p10_ratio for
+    means: the statistic the Overview ranks by), one point a quarter (quarter_start), labelled 'Q1 2025' on the
+    quarter's first day; lower means more consistent. A quarter with too few units to estimate is a gap."""
+    x = pd.to_datetime(trend["quarter_start"])
+    y = trend[index] if index in trend else pd.Series([float("nan")] * len(trend))
+    labels = [quarter_label(q) for q in x]
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines+markers", name=plotly_text(TREND_INDEX[index]),
+                               line=dict(color=PALETTE[0]), customdata=[[q] for q in labels],
+                               hovertemplate="%{customdata[0]}: %{y:.2f}<extra></extra>"))
+    finite = y.dropna()
+    top = max(float(finite.max()) if len(finite) else 1.0, 1.0)
+    fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Quarter", showlegend=False,
+                      xaxis=dict(tickmode="array", tickvals=list(x), ticktext=labels),
+                      # Both indices are 1 when units do not differ: the axis starts there, with 2-decimal ticks.
+                      yaxis=dict(title=plotly_text(TREND_INDEX[index]), range=[1.0, top * 1.1 + 0.05],
+                                 tickformat=".2f", rangemode="normal"))
     return fig
 
 

@@ -33,7 +33,8 @@ import sqlalchemy as sa
 
 import queries
 from analysis import db
-from analysis.display import spreadsheet_safe
+from analysis.display import counted, spreadsheet_safe
+from analysis.errors import LoadError
 from analysis.dose import FACTOR_SETS, LtotParams, TaperParams
 from analysis import ndc, rxcui, sources
 from analysis.drugs import identify_drug
@@ -46,9 +47,6 @@ csv.field_size_limit(MAX_LINE_BYTES + 1)
 
 Progress = Callable[[str, int, int], None]
 
-
-class LoadError(Exception):
-    """A load that cannot go ahead; the message names the file and what is wrong."""
 
 
 class StrictRefusal(LoadError):
@@ -598,7 +596,8 @@ def _refuse_empty(conn: sa.Connection, reports: list[TableReport], staged_files:
         else:
             counts = report.reasons + getattr(report, "skip_reasons", Counter())
             top = ", ".join(f"{n:,} × {code}" for code, n in counts.most_common(3))
-            why = f"none of its {report.rows_read:,} rows ({top}; see {rejects_path.name})"
+            see = f"; see {rejects_path.name}" if report.rows_rejected else ""
+            why = f"none of its {counted(report.rows_read, 'row')} ({top}{see})"
         out.flush()
         where = staged.spec.file_name if isinstance(staged, _StagedFile) else staged.label
         raise EmptyRefusal(f"{where}: no row could be loaded, {why}; nothing was loaded")
@@ -846,6 +845,19 @@ def _write_source_rejects(reader: duckdb.DuckDBPyConnection, adapted: sources.Ad
             writer.writerow((file_name, file_line, spreadsheet_safe(row_id or ""), code, spreadsheet_safe(reason or "")))
 
 
+def _source_read_error(format: str, message: str) -> str:
+    """DuckDB's CSV error, said as one line naming the file (DuckDB puts it on a "file = " line) and, for text
+    that is not UTF-8, what to do."""
+    lines = message.splitlines()
+    path = next((x.split("=", 1)[1].strip() for x in lines if x.strip().startswith("file =")), "")
+    where = f"{shown_name(Path(path).name)}: " if path else f"the {format} source: "
+    line = re.search(r"CSV Error on Line: (\d+)", message)
+    at = f" (line {line.group(1)})" if line else ""
+    if "not utf-8 encoded" in message.lower() or "invalid unicode" in message.lower():
+        return f"{where}not UTF-8 encoded{at}; save the file as UTF-8 and load again"
+    return f"{where}cannot be read{at} ({shown_name(lines[0] if lines else message, 200)})"
+
+
 def load_source(engine: sa.Engine, source: Path | str, format: str = "contract",
                 rejects_path: Path | str = "rejects.csv", replace: bool = False, strict: bool = False,
                 as_of: dt.date | None = None, progress: Progress | None = None,
@@ -875,8 +887,9 @@ def load_source(engine: sa.Engine, source: Path | str, format: str = "contract",
             try:
                 adapted = adapter.adapt(source, reader, schema=schema, roster=roster, progress=progress)
             except duckdb.Error as e:
-                raise LoadError(f"the {format} source cannot be read ({shown_name(str(e).splitlines()[0], 200)})"
-                                ) from None
+                raise LoadError(_source_read_error(format, str(e))) from None
+            except (OSError, EOFError) as e:   # e.g. a .gz file that is not gzip, a file that vanished
+                raise LoadError(f"the {format} source cannot be read ({shown_name(str(e), 200)})") from None
             adapted.format = format
             staged_files = _adapted_relations(reader, adapted)
         return _load(engine, reader, staged_files, adapted, str(source), rejects_path, replace, strict, as_of,

@@ -8,13 +8,14 @@ by headless chromium. Clinicians appear by pseudonym, counts from 1 to 10 are su
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
 from analysis import charts, coverage, db, dose, dose_unknown, exports, measures, privacy, stats, summary, tapering
-from analysis.display import html_text
+from analysis.display import counted, html_text
 
 CSS = """
 body { font-family: Inter, 'Segoe UI', Helvetica, Arial, sans-serif; color: #1f2933; margin: 0 auto;
@@ -44,6 +45,41 @@ def too_few_sentence(measure: measures.Measure) -> str:
     """What a comparison says when no unit has enough cases to be judged (stats.MIN_DENOMINATOR)."""
     unit = "clinic" if measure.unit == "clinic" else "clinician"
     return f"No {unit} has the {stats.MIN_DENOMINATOR} {case_word(measure)} needed to be judged"
+
+
+def standout_sentence(units: pd.DataFrame, measure: measures.Measure,
+                      names: Callable[[list[str]], str] = ", ".join) -> str:
+    """The funnel's headline in one plain sentence, with the units that stand out named.
+
+    units: one row per unit with `flag` (high | low | within | too_few, stats.compare) and `unit_label`
+    (the name shown: pseudonym or clinic name). names(labels) joins the labels (the page makes each a link to
+    the profile). "2 of 40 clinicians judged are above the range chance explains: Clinician AMG34, Clinician
+    5BDVW (lower is better)."; "No clinician has the 11 patients needed to be judged." when none is judged.
+    The range is the 99.8% funnel limits after any overdispersion allowance (Spiegelhalter 2005)."""
+    unit = "clinic" if measure.unit == "clinic" else "clinician"
+    judged = units[units["flag"] != "too_few"]
+    if judged.empty:
+        return f"{too_few_sentence(measure)}."
+    n = len(judged)
+    of = f"of {counted(n, unit)} judged"
+    high = sorted(judged.loc[judged["flag"] == "high", "unit_label"])
+    low = sorted(judged.loc[judged["flag"] == "low", "unit_label"])
+    if not high and not low:
+        return (f"None of the {counted(n, unit)} judged is outside the range chance explains." if n > 1 else
+                f"The one {unit} judged is inside the range chance explains.")
+    verb = lambda k: "is" if k == 1 else "are"  # noqa: E731
+    if measure.direction == "neutral":
+        both = sorted(high + low)
+        return (f"{len(both)} {of} {verb(len(both))} outside the range chance explains: {names(both)} "
+                "(neither higher nor lower is better in itself).")
+    parts = []
+    if high:
+        parts.append(f"{len(high)} {of} {verb(len(high))} above the range chance explains: {names(high)}")
+    if low and high:
+        parts.append(f"{len(low)} {verb(len(low))} below it: {names(low)}")
+    elif low:
+        parts.append(f"{len(low)} {of} {verb(len(low))} below the range chance explains: {names(low)}")
+    return "; ".join(parts) + f" ({measure.direction} is better)."
 
 
 def index_text(value: float, estimable: bool) -> str:
@@ -76,18 +112,31 @@ def reading(result: stats.Funnel, measure: measures.Measure, trend: pd.DataFrame
     name = "median odds ratio" if index == "median_odds_ratio" else "90th/10th centile ratio"
     period = stats.indices(result, measure.kind)
     text = f"{outside}. The {name} over the period is {index_text(period[index], period['estimable'])}"
+    return text + trend_sentence(trend, index, name, period_text=True)
+
+
+def trend_sentence(trend: pd.DataFrame, index: str, name: str, period_text: bool = False,
+                   unit_word: str = "clinicians") -> str:
+    """Whether variation narrowed over the quarters where `index` can be estimated: '; by quarter it has
+    narrowed since Q1 2025 (1.48 → 1.32).' A change within 5% of the first quarter's value is 'stayed about
+    the same'. period_text: the continuation of reading()'s sentence, else a sentence of its own."""
     usable = trend.dropna(subset=[index]) if index in trend else trend.iloc[0:0]
     if len(usable) < 2:
-        return text + (" (too few quarters where it can be estimated to follow it by quarter)." if len(trend) >= 2
-                       else ".")
+        if not period_text:
+            return (f"Too few quarters where the {name} can be estimated to follow it by quarter." if len(trend) >= 2
+                    else "")
+        return (" (too few quarters where it can be estimated to follow it by quarter)." if len(trend) >= 2
+                else ".")
     first, last = usable.iloc[0], usable.iloc[-1]
     change = last[index] / first[index] - 1 if first[index] else 0.0
-    when = f"Q{(first['quarter_start'].month - 1) // 3 + 1} {first['quarter_start'].year}"
+    when = charts.quarter_label(first["quarter_start"])
     word = "narrowed" if change < -0.05 else "widened" if change > 0.05 else "stayed about the same"
     skipped = len(trend) - len(usable)
     note = f"; {skipped} quarter{'s' if skipped > 1 else ''} with too few to estimate left out" if skipped else ""
-    return (f"{text}; by quarter it has {word} since {when} ({first[index]:.2f} → {last[index]:.2f}"
-            f"{note}).")
+    if period_text:
+        return f"; by quarter it has {word} since {when} ({first[index]:.2f} → {last[index]:.2f}{note})."
+    return (f"Variation between {unit_word} ({name}) has {word} since {when}: {first[index]:.2f} then, "
+            f"{last[index]:.2f} in {charts.quarter_label(last['quarter_start'])}{note}.")
 
 
 def _svg(fig) -> str:

@@ -230,6 +230,11 @@ def describe(f: Filters) -> dict[str, object]:
     return {k: v if len(v) > 1 else v[0] for k, v in _to_url(f).items()}
 
 
+def link_params(f: Filters) -> dict[str, list[str]]:
+    """The query string values that carry these filters to another page (a link to a clinician's profile)."""
+    return _to_url(f)
+
+
 def _to_url(f: Filters) -> dict[str, list[str]]:
     """The query string for these filters: the period always, the rest only when not the default."""
     out = {"start": [f.start.isoformat()], "end": [f.end.isoformat()]}

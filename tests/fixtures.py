@@ -51,3 +51,17 @@ def write_dataset(folder: Path, headers: dict[str, list[str]] | None = None, **t
 def read_rejects(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as f:   # newline="": a CR inside a value stays a CR
         return list(csv.DictReader(f))
+
+
+def by_source_file(report) -> dict[str, tuple]:
+    """A source-format load's outcome per source file: name -> (read, loaded, skipped by reason, rejected by reason)."""
+    return {s.name: (s.rows_read, s.rows_loaded, dict(s.skip_reasons), dict(s.reasons)) for s in report.sources}
+
+
+def daily_mme(engine, exclude: bool = False) -> dict[str, float]:
+    """Each loaded prescription's daily MME under CDC 2022 (queries/rx_daily_mme.sql); NaN when unknown."""
+    from analysis import db, dose
+
+    with engine.connect() as conn:
+        frame = db.read_frame(conn, "rx_daily_mme", dose.DoseParams("cdc2022", exclude).sql())
+    return dict(zip(frame["rx_id"], frame["daily_mme"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 
 import numpy as np
 
@@ -437,11 +438,30 @@ def test_overview_says_when_no_clinician_can_be_judged_and_when_variation_cannot
     assert "1.00" not in text
 
 
+def test_variation_headline_names_the_clinicians_who_stand_out_with_links_to_their_profiles(sample_env):
+    # The sample in 2025 (its default period): 2 of 36 clinicians judged on benzodiazepine overlap are above
+    # the range chance explains (the same two the funnel marks outside its 99.8% limits).
+    at = run("variation", {"measure": "benzo_overlap"})
+    headline = next(x.value for x in at.markdown if "range chance explains" in x.value)
+    assert headline.startswith("**2 of 36 clinicians judged are above the range chance explains: [Clinician ")
+    assert headline.endswith(" (lower is better).**")
+    links = re.findall(r"\[(Clinician \w+)\]\(/profile\?start=2025-01-01&end=2025-12-31&clinician=(\w+)\)", headline)
+    assert len(links) == 2 and all(label == f"Clinician {code}" for label, code in links)
+    funnel = charts(at)[0]
+    outside = {c[0] for tr in funnel["data"] if tr.get("name") == "Outside 99.8% limits" for c in tr["customdata"]}
+    assert outside == {label for label, _ in links}
+    assert metrics(at)["Stand out"] == "2 of 36" and metrics(at)["Better when"] == "Lower"
+
+
 def test_variation_cards_and_funnel_show_too_few_to_judge(worked):
     at = run("variation", {**H1, "measure": "high_dose_50"})
     m = metrics(at)
-    assert m["Outside the 99.8% limits"] == "none judged" and m["Median odds ratio"] == "too few to estimate"
+    assert m["Stand out"] == "none judged" and m["Better when"] == "Lower" and m["Clinicians"] == "3"
     assert "No clinician has the 11 patients needed to be judged" in at.info[0].value
+    # The headline says it in words; the statistics are in Technical details, each with its gloss.
+    assert "**No clinician has the 11 patients needed to be judged.**" in [x.value for x in at.markdown]
+    details = "".join(x.value for x in at.expander[0].markdown) if at.expander else ""
+    assert "Median odds ratio: too few to estimate" in details and "Overdispersion φ" in details
     funnel = charts(at)[0]
     names = {tr["name"]: len(tr["customdata"]) for tr in funnel["data"] if tr.get("mode") == "markers"}
     # D1 (1 patient), D2 (2), D3 (2): all three hollow "too few to judge", none "within limits".

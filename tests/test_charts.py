@@ -48,7 +48,7 @@ import pytest  # noqa: E402
 from analysis.display import plotly_text  # noqa: E402
 from tests.degenerate import SETS, inputs  # noqa: E402
 
-HELPERS = {"count_axis", "share_axis"}   # axis helpers, not builders
+HELPERS = {"count_axis", "share_axis", "quarter_label"}   # axis and label helpers, not builders
 
 
 def every_figure(d) -> dict[str, tuple[go.Figure, str, dict[str, str]]]:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis import db, dose, ingest
+from analysis import db, ingest
 from analysis.sources import create_reject_table, fhir, fhir_sig
-from tests.fixtures import read_rejects, write_csv
+from tests.fixtures import by_source_file, daily_mme, read_rejects, write_csv
 
 AS_OF = dt.date(2026, 1, 1)
 EXTRACT_DATE = dt.date(2025, 6, 30)
@@ -169,14 +169,6 @@ def load(engine, source, tmp_path, **kw):
                               extract_date=EXTRACT_DATE, **kw)
 
 
-def by_file(report) -> dict[str, tuple]:
-    return {s.name: (s.rows_read, s.rows_loaded, dict(s.skip_reasons), dict(s.reasons)) for s in report.sources}
-
-
-def daily_mme(engine) -> dict[str, float]:
-    with engine.connect() as conn:
-        frame = db.read_frame(conn, "rx_daily_mme", dose.DoseParams("cdc2022", False).sql())
-    return dict(zip(frame["rx_id"], frame["daily_mme"]))
 
 
 def test_fixtures_validate_against_the_r4_models():
@@ -229,7 +221,7 @@ def test_durations_and_references():
 
 def test_code_built_source(engine, tmp_path):
     report = load(engine, write_fhir(tmp_path / "fhir"), tmp_path)
-    assert by_file(report) == {
+    assert by_source_file(report) == {
         "Condition.ndjson": (5, 2, {"not_a_measured_condition": 1}, {"no_subject": 1, "unknown_patient": 1}),
         "Encounter.ndjson": (3, 2, {"not_emergency_or_inpatient": 1}, {}),
         "MedicationDispense.ndjson": (1, 1, {}, {}),
@@ -354,7 +346,7 @@ def test_dispense_request_repeats_and_status_rules(tmp_path):
     del files["MedicationDispense.ndjson"]
     engine = db.make_engine(f"duckdb:///{tmp_path / 'x.duckdb'}")
     report = load(engine, write_fhir(tmp_path / "fhir", files, with_bundle=False), tmp_path)
-    assert by_file(report)["MedicationRequest.ndjson"] == (
+    assert by_source_file(report)["MedicationRequest.ndjson"] == (
         5, 2, {"cancelled": 1, "entered_in_error": 1, "not_an_order": 1}, {})
     with engine.connect() as conn:
         fills = [(r[0], r[1], float(r[2]), int(r[3])) for r in conn.exec_driver_sql(
@@ -380,7 +372,7 @@ def test_an_order_with_no_sig_but_a_known_span_is_supply_of_unknown_dose(tmp_pat
     del files["MedicationDispense.ndjson"]
     engine = db.make_engine(f"duckdb:///{tmp_path / 'x.duckdb'}")
     report = load(engine, write_fhir(tmp_path / "fhir", files, with_bundle=False), tmp_path)
-    assert by_file(report)["MedicationRequest.ndjson"] == (2, 2, {}, {})
+    assert by_source_file(report)["MedicationRequest.ndjson"] == (2, 2, {}, {})
     with engine.connect() as conn:
         fills = conn.exec_driver_sql("select rx_id, fill_date, quantity, days_supply, quantity_source "
                                      "from prescriptions order by fill_date").fetchall()
@@ -434,4 +426,4 @@ def test_a_bundle_that_is_not_json_is_one_rejected_row(tmp_path):
     folder = write_fhir(tmp_path / "fhir")
     (folder / "broken.json").write_text('{"resourceType": "Bundle", "entry": [', encoding="utf-8")
     report = load(db.make_engine(f"duckdb:///{tmp_path / 'x.duckdb'}"), folder, tmp_path)
-    assert by_file(report)["broken.json"] == (1, 0, {}, {"malformed_json": 1})
+    assert by_source_file(report)["broken.json"] == (1, 0, {}, {"malformed_json": 1})

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from analysis import db, dose, ingest
+from analysis import db, ingest
 from analysis.sources import create_reject_table, omop
 from tests.conftest import PG_URL
-from tests.fixtures import read_rejects, write_csv
+from tests.fixtures import by_source_file, daily_mme, read_rejects, write_csv
 
 EXTRACT = Path(__file__).parent / "data" / "omop"
 AS_OF = dt.date(2026, 1, 1)
@@ -93,19 +93,11 @@ def load(engine, source, tmp_path, **kw):
                               extract_date=EXTRACT_DATE, **kw)
 
 
-def by_file(report) -> dict[str, tuple]:
-    return {s.name: (s.rows_read, s.rows_loaded, dict(s.skip_reasons), dict(s.reasons)) for s in report.sources}
-
-
-def daily_mme(engine) -> dict[str, float]:
-    with engine.connect() as conn:
-        frame = db.read_frame(conn, "rx_daily_mme", dose.DoseParams("cdc2022", False).sql())
-    return dict(zip(frame["rx_id"], frame["daily_mme"]))
 
 
 def test_code_built_cdm(engine, tmp_path):
     report = load(engine, write_cdm(tmp_path / "cdm"), tmp_path)
-    assert by_file(report) == {
+    assert by_source_file(report) == {
         "PERSON.csv": (2, 2, {}, {}),
         "DRUG_EXPOSURE.csv": (7, 4, {"other_drug_by_rxcui": 1, "inpatient_administration": 1},
                               {"unknown_patient": 1}),
@@ -189,7 +181,7 @@ def test_eunomia_extract_counts(tmp_path):
     # the 6 year-long records as orders over their span, split into fills of at most 30 days.
     engine = db.make_engine(f"duckdb:///{tmp_path / 'e.duckdb'}")
     report = load(engine, str(EXTRACT), tmp_path)
-    assert by_file(report)["DRUG_EXPOSURE.csv"] == (31, 17, {"other_drug_by_rxcui": 14}, {})
+    assert by_source_file(report)["DRUG_EXPOSURE.csv"] == (31, 17, {"other_drug_by_rxcui": 14}, {})
     assert report.tables[3].orders_split == 6
     with engine.connect() as conn:
         assert sorted(conn.exec_driver_sql("select quantity_source, count(*), sum(days_supply) from prescriptions "
@@ -215,7 +207,7 @@ def test_eunomia_extract_with_quantities_loads(engine, tmp_path):
     with path.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
     report = load(engine, str(folder), tmp_path)
-    got = by_file(report)
+    got = by_source_file(report)
     assert got["DRUG_EXPOSURE.csv"][0] == 31
     assert got["DRUG_EXPOSURE.csv"][2] == {"other_drug_by_rxcui": 14}
     assert got["DRUG_EXPOSURE.csv"][1] + sum(got["DRUG_EXPOSURE.csv"][3].values()) == 17
@@ -309,7 +301,7 @@ def test_database_source_on_postgresql(engine, tmp_path):
     admin, schema = _pg_cdm(tmp_path)
     try:
         report = load(engine, PG_URL, tmp_path, schema=schema)
-        got = by_file(report)
+        got = by_source_file(report)
         assert got[f"{schema}.drug_exposure"] == (7, 4, {"other_drug_by_rxcui": 1, "inpatient_administration": 1},
                                                   {"unknown_patient": 1})
         assert got[f"{schema}.person"] == (2, 2, {}, {})
@@ -337,11 +329,21 @@ def test_sql_in_the_header_names_of_every_cdm_file_is_only_an_ignored_column(eng
     copy_target = tmp_path / "written-by-payload.csv"
     payloads = header_payloads(secret, copy_target)
     hostile = {name: (header + payloads, [r + payloads for r in rows]) for name, (header, rows) in cdm_tables().items()}
-    plain = by_file(load(engine, write_cdm(tmp_path / "plain"), tmp_path))
-    got = by_file(load(engine, write_cdm(tmp_path / "hostile", hostile), tmp_path))
+    plain = by_source_file(load(engine, write_cdm(tmp_path / "plain"), tmp_path))
+    got = by_source_file(load(engine, write_cdm(tmp_path / "hostile", hostile), tmp_path))
     assert got == plain
     assert not copy_target.exists()
     with engine.connect() as conn:
         stored = repr([conn.exec_driver_sql(f"select * from {t}").all() for t in ("patients", "prescriptions",
                                                                                   "clinicians", "clinics", "events")])
     assert "rxdash-secret-7f3a9" not in stored + (tmp_path / "rejects.csv").read_text()
+
+
+def test_a_data_line_not_in_utf8_is_one_line_naming_the_file(tmp_path):
+    folder = write_cdm(tmp_path / "cdm")
+    provider = folder / "PROVIDER.csv"
+    provider.write_bytes(provider.read_bytes().replace(b"Dr Seven", "Dr Sévèn".encode("latin-1")))
+    engine = db.make_engine(f"duckdb:///{tmp_path / 'x.duckdb'}")
+    with pytest.raises(ingest.LoadError) as refused:
+        load(engine, folder, tmp_path)
+    assert str(refused.value) == "PROVIDER.csv: not UTF-8 encoded (line 2); save the file as UTF-8 and load again"

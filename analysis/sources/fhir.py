@@ -33,6 +33,7 @@ import orjson
 import pyarrow as pa
 
 from analysis.display import counted
+from analysis.errors import LoadError
 from analysis.sources import LINE_SPAN, REJECT_TABLE, Adapted, SourceFile, contract_table, value_sets
 from analysis.sources import fhir_sig as sig
 
@@ -361,7 +362,6 @@ class _Parser:
 
 
 def _files(source: Path) -> list[Path]:
-    from analysis.ingest import LoadError
 
     if source.is_file():
         return [source]

@@ -31,6 +31,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from analysis import drugs
+from analysis.errors import LoadError
 from analysis.display import counted
 from analysis.sources import LINE_SPAN, REJECT_TABLE, Adapted, SourceFile, contract_table, sql_line_no, value_sets
 
@@ -89,11 +90,6 @@ SKIP_REASONS = {
 }
 
 
-def _error(message: str) -> Exception:
-    from analysis.ingest import LoadError   # late: ingest imports analysis.sources
-    return LoadError(message)
-
-
 def _blank(expr: str) -> str:
     """SQL: the trimmed text, NULL when blank (expr is our own column name)."""
     return f"nullif(trim({expr}), '')"
@@ -113,9 +109,9 @@ def _header(path: Path) -> tuple[str, list[str]]:
             first = f.readline(MAX_HEADER_BYTES + 1)
         text = first.decode("utf-8-sig").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as e:
-        raise _error(f"{path.name}: the header cannot be read ({type(e).__name__})") from None
+        raise LoadError(f"{path.name}: the header cannot be read ({type(e).__name__})") from None
     if len(first) > MAX_HEADER_BYTES or not text.strip():
-        raise _error(f"{path.name}: no header row")
+        raise LoadError(f"{path.name}: no header row")
     delimiter = "\t" if "\t" in text else ","
     names = [n.strip().lower() for n in next(csv.reader(io.StringIO(text), delimiter=delimiter))]
     return delimiter, names
@@ -126,10 +122,10 @@ def _positions(label: str, table: str, names: list[str]) -> dict[str, int]:
     required, columns = COLUMNS[table]
     repeated = sorted({n for n in names if n in columns and names.count(n) > 1})
     if repeated:
-        raise _error(f"{label}: column {repeated[0]} appears more than once")
+        raise LoadError(f"{label}: column {repeated[0]} appears more than once")
     missing = [c for c in columns[:required] if c not in names]
     if missing:
-        raise _error(f"{label}: not an OMOP {table.upper()} table, it lacks column {', '.join(missing)}")
+        raise LoadError(f"{label}: not an OMOP {table.upper()} table, it lacks column {', '.join(missing)}")
     return {c: names.index(c) for c in columns if c in names}
 
 
@@ -149,13 +145,13 @@ def _stage_file(reader: duckdb.DuckDBPyConnection, table: str, path: Path) -> No
 def _folder_tables(folder: Path) -> dict[str, Path]:
     """OMOP table name -> its file in `folder`, names matched case-insensitively (.csv, .tsv, .txt)."""
     if not folder.is_dir():
-        raise _error(f"{folder}: not a folder")
+        raise LoadError(f"{folder}: not a folder")
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         table = path.stem.lower()
         if path.is_file() and path.suffix.lower() in EXTENSIONS and table in COLUMNS:
             if table in found:
-                raise _error(f"{folder}: both {found[table].name} and {path.name} hold {table.upper()}")
+                raise LoadError(f"{folder}: both {found[table].name} and {path.name} hold {table.upper()}")
             found[table] = path
     return found
 
@@ -166,11 +162,11 @@ def _stage_database(reader: duckdb.DuckDBPyConnection, url: str, schema: str | N
     try:
         engine = sa.create_engine(url)
     except Exception as e:   # a URL SQLAlchemy cannot parse, or a driver it lacks
-        raise _error(f"the database URL cannot be used ({type(e).__name__})") from None
+        raise LoadError(f"the database URL cannot be used ({type(e).__name__})") from None
     try:
         inspector = sa.inspect(engine)
         if schema is not None and schema not in inspector.get_schema_names():
-            raise _error(f"schema {schema!r} not found in the database")
+            raise LoadError(f"schema {schema!r} not found in the database")
         names = {t.lower(): t for t in inspector.get_table_names(schema=schema)}
         prep = engine.dialect.identifier_preparer
         staged = {}
@@ -202,7 +198,7 @@ def _stage_database(reader: duckdb.DuckDBPyConnection, url: str, schema: str | N
                 staged[table] = label
         return staged
     except sa.exc.SQLAlchemyError as e:
-        raise _error(f"the database cannot be read ({str(getattr(e, 'orig', e)).splitlines()[0][:200]})") from None
+        raise LoadError(f"the database cannot be read ({str(getattr(e, 'orig', e)).splitlines()[0][:200]})") from None
     finally:
         engine.dispose()
 
@@ -223,14 +219,14 @@ def adapt(source, reader: duckdb.DuckDBPyConnection, *, schema: str | None = Non
         paths = _folder_tables(Path(source))
         for table in REQUIRED[:2]:
             if table not in paths:
-                raise _error(f"{source}: no {table.upper()} file (.csv, .tsv or .txt) in the folder")
+                raise LoadError(f"{source}: no {table.upper()} file (.csv, .tsv or .txt) in the folder")
         labels = {}
         for table, path in paths.items():
             _stage_file(reader, table, path)
             labels[table] = path.name
     for table in REQUIRED[:2]:
         if table not in labels:
-            raise _error(f"the source has no {table.upper()} table")
+            raise LoadError(f"the source has no {table.upper()} table")
     notes: list[str] = []
     if "concept" not in labels:
         notes.append("no CONCEPT table: drugs are named by drug_source_value only, specialties by "

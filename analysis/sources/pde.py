@@ -39,6 +39,7 @@ from pathlib import Path
 import duckdb
 
 from analysis.display import counted
+from analysis.errors import LoadError
 from analysis.sources import Adapted, SourceFile, contract_table, sql_line_no, REJECT_TABLE
 
 ADDED = "(added by rxdash)"
@@ -93,11 +94,6 @@ REJECTS = {
 }
 
 
-def _load_error(message: str) -> Exception:
-    from analysis.ingest import LoadError   # ingest imports this package: import it late
-    return LoadError(message)
-
-
 def _shown(text: str) -> str:
     from analysis.ingest import shown_name
     return shown_name(text)
@@ -128,14 +124,14 @@ def _first_line(path: Path) -> tuple[str, str] | None:
     lines = chunk.splitlines(keepends=True)
     first = lines[0]
     if len(lines) == 1 and len(chunk) > MAX_LINE_BYTES:
-        raise _load_error(f"{path.name}: the first line is longer than 2 MB")
+        raise LoadError(f"{path.name}: the first line is longer than 2 MB")
     newline = "\r" if first.endswith(b"\r") and not first.endswith(b"\r\n") else "\n"
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         # Not UTF-8: refused only if it is one of ours (a spreadsheet or PDF beside the files is ignored).
         if _classify_text(path, first.decode("utf-8-sig", errors="replace").rstrip("\r\n"), newline):
-            raise _load_error(f"{path.name}: not UTF-8 encoded (byte 0x{first[e.start]:02x} on line 1); "
+            raise LoadError(f"{path.name}: not UTF-8 encoded (byte 0x{first[e.start]:02x} on line 1); "
                               "save the file as UTF-8 and load again") from None
         return None
     return text.rstrip("\r\n"), newline
@@ -171,7 +167,7 @@ def _classify_text(path: Path, text: str, newline: str) -> _File | None:
 def _require(f: _File, required: dict[str, str]) -> None:
     missing = [c for c in required.values() if c not in f.names]
     if missing:
-        raise _load_error(f"{f.path.name}: missing required column{'s' if len(missing) > 1 else ''} "
+        raise LoadError(f"{f.path.name}: missing required column{'s' if len(missing) > 1 else ''} "
                           f"{', '.join(missing)}")
 
 
@@ -271,7 +267,7 @@ def _id_sql(qual: str, value: str) -> str:
 def _discover(source: Path, roster: Path | None) -> tuple[list[_File], list[_File], _File | None, list[str]]:
     """Event files, beneficiary files, the roster and the names of files ignored, from the source."""
     if not source.exists():
-        raise _load_error(f"{source}: not found")
+        raise LoadError(f"{source}: not found")
     paths = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".")) \
         if source.is_dir() else [source]
     events, benes, rosters, ignored = [], [], [], []
@@ -287,15 +283,15 @@ def _discover(source: Path, roster: Path | None) -> tuple[list[_File], list[_Fil
             rosters.append(f)
     if roster is not None:
         if not roster.is_file():
-            raise _load_error(f"{roster}: roster file not found")
+            raise LoadError(f"{roster}: roster file not found")
         f = _classify(roster)
         if f is None or f.kind != "roster":
-            raise _load_error(f"{roster.name}: not a roster (a CSV with a header naming clinician_id and clinic_id)")
+            raise LoadError(f"{roster.name}: not a roster (a CSV with a header naming clinician_id and clinic_id)")
         rosters.append(f)
     if len(rosters) > 1:
-        raise _load_error(f"more than one roster: {', '.join(_shown(r.path.name) for r in rosters)}; keep one")
+        raise LoadError(f"more than one roster: {', '.join(_shown(r.path.name) for r in rosters)}; keep one")
     if not events:
-        raise _load_error(f"{source}: no Part D event file (a file whose header names PDE_ID, or a headerless "
+        raise LoadError(f"{source}: no Part D event file (a file whose header names PDE_ID, or a headerless "
                           "pipe-delimited RIF file)")
     for f in events:
         _require(f, EVENT_REQUIRED)

@@ -1,6 +1,9 @@
 """Clinician variation: one measure's funnel plot, caterpillar, clinics, trend and the table behind them."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from urllib.parse import urlencode
+
 import pandas as pd
 import streamlit as st
 
@@ -35,6 +38,23 @@ def quarter_spans(by_quarter: pd.DataFrame) -> list[tuple[object, object, str]]:
     half = pd.Timedelta(days=45)
     return [(pd.Timestamp(q) - half, pd.Timestamp(q) + half, state)
             for q, state in zip(by_quarter["quarter_start"], by_quarter["measurement"]) if state != coverage.COMPLETE]
+
+
+def _linked(f: filters.Filters, units, measure) -> Callable[[list[str]], str]:
+    """Join shown unit labels for a sentence: each clinician a link to its profile with the same filters
+    (the pseudonym's code, never an id, in the link); clinic names as plain text. Labels are escaped."""
+    if measure.unit != "clinician":
+        return lambda labels: ", ".join(md(x) for x in labels)
+    code_of = {label: f.codes.get(unit) for unit, label in zip(units["unit_id"], units["unit_label"])}
+
+    def join(labels: list[str]) -> str:
+        out = []
+        for label in labels:
+            code = code_of.get(label)
+            query = urlencode({**filters.link_params(f), "clinician": code}, doseq=True) if code else ""
+            out.append(f"[{md(label)}](/profile?{query})" if code else md(label))
+        return ", ".join(out)
+    return join
 
 
 def render() -> None:
@@ -91,16 +111,22 @@ def render() -> None:
     idx = stats.indices(result, measure.kind)   # the same period statistic as the Overview and the report
     index_name, index_key = (("Median odds ratio", "median_odds_ratio") if measure.kind == "proportion"
                              else ("90th/10th centile ratio", "p90_p10_ratio"))
-    metrics = st.columns(5)
-    metrics[0].metric("Pooled value", measures.describe_value(result.pooled, measure))
-    metrics[1].metric(unit_word.capitalize(), f"{len(units):,}",
+    # The headline: what a leader asks, in one sentence, the clinicians who stand out named (each a link to
+    # its profile); the statistics behind it are in "Technical details" below the chart.
+    st.markdown(f"**{report.standout_sentence(units, measure, _linked(f, units, measure))}**")
+    metrics = st.columns(4)
+    metrics[0].metric(unit_word.capitalize(), f"{len(units):,}",
                       help=f"{judged:,} with at least {stats.MIN_DENOMINATOR} {report.case_word(measure)} "
                            "(judged); the others are too few to judge.")
-    metrics[2].metric("Outside the 99.8% limits", f"{len(flagged):,} of {judged:,}" if judged else "none judged")
-    metrics[3].metric(index_name, report.index_text(idx[index_key], idx["estimable"]),
-                      help=f"Between {unit_word} with at least {stats.MIN_DENOMINATOR} cases, when at least "
-                           f"{stats.MIN_UNITS} have them.")
-    metrics[4].metric("Overdispersion (φ)", f"{result.phi:.2f}")
+    metrics[1].metric("Stand out", f"{len(flagged):,} of {judged:,}" if judged else "none judged",
+                      help="Outside the range chance explains: the 99.8% funnel limits, widened when the "
+                           "clinicians differ more than chance alone would make them (overdispersion).")
+    metrics[2].metric("Better when", {"lower": "Lower", "higher": "Higher"}.get(measure.direction, "Neither"),
+                      help="Which way is better for patients, from the measure's declaration (Methods page)."
+                      if measure.direction != "neutral" else "Neither higher nor lower is better in itself: "
+                      "no verdict is drawn.")
+    metrics[3].metric("Pooled value", measures.describe_value(result.pooled, measure),
+                      help=f"All the {unit_word} selected taken together.")
     if not judged:
         st.info(f"{report.too_few_sentence(measure)}: the funnel shows them as too few to judge, and none is "
                 "flagged. A longer period or a wider selection may give a comparison.", icon=":material/info:")
@@ -123,7 +149,24 @@ def render() -> None:
     csv = lambda: exports.measure_csv(units, measure)  # noqa: E731 - built only when the button is pressed
     downloads.show(funnel, f"{measure.id}_funnel", f, context, csv)
     hidden = len(units) - len(shown)
-    st.caption(f"Limits: {result.limits} (φ {result.phi:.2f}, τ² {result.tau2:.3g}) around the pooled value of "
+    with st.expander("Technical details"):
+        st.markdown(
+            f"- **{index_name}: {report.index_text(idx[index_key], idx['estimable'])}**. "
+            + ("The typical ratio between the odds of two clinicians picked at random, after chance is allowed "
+               "for (1 = no difference; Merlo 2006)" if index_key == "median_odds_ratio" else
+               "The 90th centile of the clinicians' shrunken values divided by the 10th")
+            + f"; estimated between {unit_word} with at least {stats.MIN_DENOMINATOR} cases, when at least "
+            f"{stats.MIN_UNITS} have them.\n"
+            f"- **Overdispersion φ = {result.phi:.2f}**: how much more the {unit_word} differ than chance alone "
+            "would make them (1 = as chance; winsorised z-scores, Spiegelhalter 2005).\n"
+            f"- **τ² = {result.tau2:.3g}**: the between-{unit_word[:-1]} variance added to the limits when φ > 1 "
+            "(DerSimonian–Laird), so that only the differences chance and ordinary variation cannot explain are "
+            "flagged.\n"
+            f"- **Limits used: {md(result.limits)}**.\n"
+            "- **Shrunken values** (the Ranked tab): each value pulled towards the pooled one in proportion to "
+            "how little data it rests on (beta-binomial empirical Bayes), so a small clinician's extreme value "
+            "is not read as a verdict.")
+    st.caption(f"Limits: {result.limits} around the pooled value of "
                f"the {unit_word} selected ({md(f.scope)}). {unit_word.capitalize()} with fewer than "
                f"{stats.MIN_DENOMINATOR} {report.case_word(measure)} are too few to judge (hollow markers), never "
                "flagged; one at 0% or 100% is flagged only when chance under the pooled value cannot explain it"
@@ -150,9 +193,16 @@ def render() -> None:
                 if not by_quarter["estimable"].all():
                     st.caption(f"Quarters with fewer than {stats.MIN_UNITS} {unit_word} of {stats.MIN_DENOMINATOR} "
                                "cases are left blank: too few to estimate.")
+                index, name = (("median_odds_ratio", "median odds ratio") if measure.kind == "proportion"
+                               else ("p90_p10_ratio", "90th/10th centile ratio"))
+                # Only quarters measured in full are compared (a provisional quarter may still change).
+                complete = by_quarter[by_quarter["measurement"] == coverage.COMPLETE]
+                if sentence := report.trend_sentence(complete, index, name, unit_word=unit_word):
+                    st.markdown(sentence)
                 fig = charts.shade_incomplete(
                     charts.consistency_trend_chart(
-                        by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter"),
+                        by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter",
+                        index),
                     quarter_spans(by_quarter),
                     "Shaded quarters: some of their days cannot be measured yet (see the Methods page); "
                     f"data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}.")
