@@ -36,6 +36,11 @@ FORMATS = ("contract", "omop", "fhir", "pde")
 
 REJECT_TABLE = "src_rejects"
 
+# The source "file" of the rows an adapter adds that no source row stands for, and the clinic of clinicians
+# whose source names none (README "Source formats").
+ADDED = "(added by rxdash)"
+UNASSIGNED = "Unassigned"
+
 
 def line_no(file_no: int, line: int) -> int:
     """The line_no of row `line` (1-based line or entry number) of source file number `file_no` (0-based)."""

@@ -34,13 +34,12 @@ import pyarrow as pa
 
 from analysis.display import counted
 from analysis.errors import LoadError
-from analysis.sources import LINE_SPAN, REJECT_TABLE, Adapted, SourceFile, contract_table, value_sets
+from analysis.sources import ADDED, LINE_SPAN, REJECT_TABLE, Adapted, SourceFile, contract_table, value_sets
 from analysis.sources import fhir_sig as sig
 
 NPI = "http://hl7.org/fhir/sid/us-npi"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 NDC = "http://hl7.org/fhir/sid/ndc"
-ADDED = "(added by rxdash)"
 FLUSH_ROWS = 50_000
 # Patient.gender (AdministrativeGender) -> contract sex (the sample's M / F; other kept as written).
 SEX = {"male": "M", "female": "F", "other": "other", "unknown": ""}
@@ -701,6 +700,10 @@ def _map(reader: duckdb.DuckDBPyConnection, added_no: int) -> list[str]:
     n_unassigned = reader.execute("select (select count(*) from fhir_clinician_rows where clinic_id = 'Unassigned')"
                                   " + (select count(*) from fhir_added where kind = 'clinician' and "
                                   "clinic_id = 'Unassigned')").fetchall()[0][0]
+    n_clinics = reader.execute("select count(*) from fhir_added where kind = 'clinic'").fetchall()[0][0]
+    if n_clinics:
+        notes.append(f"{counted(n_clinics, 'clinic')} named by PractitionerRole.organization (or Unassigned) "
+                     f"{'has' if n_clinics == 1 else 'have'} no Organization resource: added")
     if n_unassigned:
         notes.append(f"{counted(n_unassigned, 'clinician')} {'has' if n_unassigned == 1 else 'have'} no "
                      "PractitionerRole with an organization: "

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from analysis import drugs
 from analysis.errors import LoadError
 from analysis.display import counted
-from analysis.sources import LINE_SPAN, REJECT_TABLE, Adapted, SourceFile, contract_table, sql_line_no, value_sets
+from analysis.sources import ADDED, UNASSIGNED, LINE_SPAN, REJECT_TABLE, Adapted, SourceFile, contract_table, sql_line_no, value_sets
 
 # OMOP table -> the columns read (CDM 5.4 names) and, first, how many of them are required.
 COLUMNS: dict[str, tuple[int, tuple[str, ...]]] = {
@@ -65,8 +65,6 @@ FEEDS = {"person": "patients", "drug_exposure": "prescriptions", "provider": "cl
          "concept": "vocabulary (drug names, specialties, condition codes)",
          "drug_strength": "prescriptions (strength)"}
 EXTENSIONS = (".csv", ".tsv", ".txt")
-ADDED = "(added by rxdash)"
-UNASSIGNED = "Unassigned"
 MAX_HEADER_BYTES = 2 << 20
 CHUNK_ROWS = 100_000
 

@@ -40,10 +40,8 @@ import duckdb
 
 from analysis.display import counted
 from analysis.errors import LoadError
-from analysis.sources import Adapted, SourceFile, contract_table, sql_line_no, REJECT_TABLE
+from analysis.sources import ADDED, UNASSIGNED, Adapted, SourceFile, contract_table, sql_line_no, REJECT_TABLE
 
-ADDED = "(added by rxdash)"
-UNASSIGNED = "Unassigned"
 MAX_LINE_BYTES = 2 * 1024 * 1024
 # A delimiter no line holds, so read_csv returns each line whole (fields are split in SQL).
 WHOLE_LINE = "\x00\x01\x02\x03"
