@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis import measures
+from analysis import disclosure, measures
 from analysis.display import plotly_text, spreadsheet_safe
 
 BROWSER_ENV = "BROWSER_PATH"
@@ -127,18 +127,14 @@ def html(fig: go.Figure, context: Context) -> bytes:
                                              config={"displaylogo": False}).encode("utf-8")
 
 
-def suppressed_csv(table: pd.DataFrame, counts: Sequence[str], derived: Sequence[str] = (), min_cell: int = 11) -> bytes:
-    """The table as CSV with every count from 1 to min_cell - 1 blanked, and the columns that would give
-    it away (shares, shrunken values) blanked on the same rows; min_cell <= 1 turns this off."""
-    out = table.copy()
-    if min_cell > 1 and len(out):
-        small = pd.Series(False, index=out.index)
-        for col in counts:
-            values = pd.to_numeric(out[col], errors="coerce")
-            small |= (values >= 1) & (values < min_cell)
-        for col in (*counts, *derived):
-            out[col] = out[col].astype(object).where(~small, None)
-    return csv_bytes(out)
+def suppressed_csv(table: pd.DataFrame, counts: Sequence[str], derived: Sequence[str] = (), min_cell: int = 11,
+                   total_shown: Sequence[str] = (), parts_of: dict[str, str] | None = None) -> bytes:
+    """The table as CSV under the disclosure rule (analysis.disclosure.table): every count from 1 to
+    min_cell - 1 written "<11", the columns that would give it away (shares, shrunken values) blanked on the
+    same rows, `withheld_why` saying why; `total_shown` names count columns whose total the chart shows
+    (complementary suppression down the column); `parts_of` names counts that are parts of another (events of
+    tapers), withheld when the remainder is small. min_cell <= 1 turns this off."""
+    return csv_bytes(disclosure.table(table, counts, derived, min_cell, total_shown, parts_of))
 
 
 def csv_bytes(table: pd.DataFrame) -> bytes:
@@ -170,13 +166,14 @@ def audit(what: str, user: str, filters: dict[str, object], path: Path | None = 
 
 UNIT_COLUMNS = ["measure_id", "unit", "unit_label", "clinic_name", "numerator", "denominator", "value",
                 "pooled_value", "lower_95", "upper_95", "lower_998", "upper_998", "flag", "shrunk_value",
-                "shrunk_lower", "shrunk_upper"]
+                "shrunk_lower", "shrunk_upper", "withheld_why"]
 
 
 def measure_csv(units: pd.DataFrame, measure: measures.Measure, min_cell: int = 11) -> bytes:
-    """A measure's units (labelled: unit_label, clinic_name) as CSV, suppressed as `rxdash summarize` does
-    (small numerators, denominators and complements, with complementary suppression). Ids never leave:
-    clinicians appear by pseudonym."""
+    """A measure's units (labelled: unit_label, clinic_name) as CSV under the disclosure rule, as `rxdash
+    summarize` writes them (summary.suppress: small numerators, denominators and complements written "<11",
+    with complementary suppression; flags kept; `withheld_why` per row). Ids never leave: clinicians appear by
+    pseudonym."""
     from analysis import summary
 
     table = units.assign(measure_id=measure.id, unit=measure.unit)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import db, exports, measures, report, stats, summary
+from analysis import db, disclosure, exports, measures, report, stats, summary
 from analysis.display import counted, file_part, html_text
 
 ABC_SHARE = 0.10   # the best performers must hold at least this share of the patients (Kiefe 1998)
@@ -246,9 +246,8 @@ def strip_svg(peers: list[float], own: float, median: float, best: float, percen
 
 
 def _count(n: int, min_cell: int, noun: str) -> str:
-    if 1 <= n < min_cell:
-        return f"fewer than {min_cell} {noun}"
-    return f"{n:,} {noun if n != 1 else noun.rstrip('s')}"
+    """A count in a letter under the disclosure rule: "34 patients", "1 patient" or "fewer than 11 patients"."""
+    return disclosure.count_phrase(n, noun.rstrip("s"), min_cell, plural=noun)
 
 
 def _taper_text(t: TaperSummary, s: summary.Settings, min_cell: int) -> str:

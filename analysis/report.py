@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import charts, coverage, db, dose, dose_unknown, exports, measures, privacy, stats, summary, tapering
+from analysis import charts, coverage, db, disclosure, dose, dose_unknown, exports, measures, privacy, stats, summary, tapering
 from analysis.display import counted, html_text
 
 CSS = """
@@ -28,12 +28,20 @@ svg { max-width: 100%; height: auto; } .chart { page-break-inside: avoid; }
 """
 
 
-def _small(n: float, min_cell: int) -> bool:
-    return 1 <= n < min_cell
-
-
 def _count(n: int, min_cell: int) -> str:
-    return f"< {min_cell}" if _small(n, min_cell) else f"{n:,}"
+    """A count in the pack's tables under the disclosure rule: "1,234" or "<11"."""
+    return disclosure.band(min_cell) if disclosure.is_small(n, min_cell) else f"{n:,}"
+
+
+def _share(flags: pd.Series, min_cell: int) -> str:
+    """The share of True in `flags`, unless it would give a small count away: shown with its total beside it,
+    a share of a small count (or of a small remainder) is that count (analysis.disclosure)."""
+    k, n = int(flags.astype(bool).sum()), len(flags)
+    if n == 0:
+        return "–"
+    if disclosure.is_small(n, min_cell) or disclosure.is_small(k, min_cell) or disclosure.is_small(n - k, min_cell):
+        return f"withheld (a count under {min_cell})"
+    return f"{k / n:.1%}"
 
 
 def case_word(measure: measures.Measure) -> str:
@@ -169,8 +177,11 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
              "<h3>Rules in force</h3><ul>"]
     parts += [f"<li>{html_text(line)}</li>" for line in summary.parameter_lines(s)]
     parts.append(f"</ul><p class='muted'>{html_text(summary.data_line(bounds))} Clinicians appear by pseudonym; "
-                 "patients never appear. Counts from 1 to "
-                 f"{s.min_cell - 1} are shown as &lt; {s.min_cell}.</p>")
+                 "patients never appear. "
+                 + (f"Counts from 1 to {s.min_cell - 1} are shown as &lt;{s.min_cell}, and nothing from which one "
+                    "could be worked out is shown: shares of them are withheld, and charts do not draw them "
+                    f"(a clinician with such a count is named under the funnel, not drawn in it).</p>"
+                    if disclosure.applies(s.min_cell) else "Small counts are NOT suppressed (internal use).</p>"))
 
     results, states = {}, {}
     for m in measures.configured(s.low_mme, s.high_mme):
@@ -183,7 +194,7 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
     ltot = results["high_dose_90"][1]
     opioid = results["multiple_prescribers"][1]
     tapers = keep(summary.period_tapers(conn, s, bounds))
-    share = lambda x: f"{x.astype(bool).mean():.1%}" if len(x) >= s.min_cell else "–"  # noqa: E731
+    share = lambda x: _share(x, s.min_cell)  # noqa: E731
     overview = [("Patients with an opioid fill", _count(len(opioid), s.min_cell)),
                 ("On long-term opioid therapy", _count(len(ltot), s.min_cell)),
                 (f"Long-term at ≥ {s.low_mme:g} MME a day", share(ltot["value"] >= s.low_mme)),
@@ -242,7 +253,7 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
         percent = m.kind == "proportion"
         parts.append(_svg(charts.funnel_chart(units, lines, f"{m.title}: {period}",
                                               "Share of patients" if percent else m.value_unit, result.pooled,
-                                              percent, m.direction)))
+                                              percent, m.direction, min_cell=s.min_cell)))
         parts.append(f"<p class='muted'>{html_text(m.why)}</p>")
 
     # Taper panels
@@ -253,9 +264,15 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
     if tapers.empty:
         parts.append("<p class='muted'>No tapers or discontinuations started in the period.</p>")
     else:
-        parts.append(_svg(charts.taper_speed_chart(tapers, period, s.tapers.gradual_max_pct, s.tapers.rapid_min_pct)))
+        parts.append(_svg(charts.taper_speed_chart(tapers, period, s.tapers.gradual_max_pct, s.tapers.rapid_min_pct,
+                                                   min_cell=s.min_cell)))
         named = tapers.assign(clinician_id=tapers["clinician_id"].map(labels.get))
-        parts.append(_svg(charts.taper_categories_chart(tapering.busiest(named), period)))
+        if disclosure.applies(s.min_cell) and named["clinician_id"].value_counts().max() < s.min_cell:
+            # Every bar would be "<11": a sentence says so instead of a chart of nothing.
+            parts.append(f"<p class='muted'>Taper categories by clinician are not drawn: no clinician has "
+                         f"{s.min_cell} or more tapers in the period, and smaller counts are not shown.</p>")
+        else:
+            parts.append(_svg(charts.taper_categories_chart(tapering.busiest(named), period, min_cell=s.min_cell)))
 
     # Methods appendix
     parts.append("<h2>Methods</h2><p>Funnel limits: exact binomial (interpolated) at 95% and 99.8% around the "

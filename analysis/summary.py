@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import coverage, db, dose, exports, measures, stats
+from analysis import coverage, db, disclosure, dose, exports, measures, stats
 
 MEASURE_COLUMNS = ["measure_id", "unit", "clinician_id", "clinic_id", "numerator", "denominator", "value",
                    "pooled_value", "lower_95", "upper_95", "lower_998", "upper_998", "flag", "shrunk_value",
@@ -208,43 +208,35 @@ def taper_counts(tapers: pd.DataFrame, min_cell: int = 11) -> pd.DataFrame:
     out["withheld_why"] = ""
     if min_cell <= 1:
         return out
-    small_text = f"<{min_cell}"
     for i, row in out.iterrows():
         counts = {c: int(row[c]) for c in TAPER_COUNT_COLUMNS}
-        small = [c for c in TAPER_COUNT_COLUMNS if 1 <= counts[c] < min_cell]
-        why = []
-        if "tapers" in small:
+        if disclosure.is_small(counts["tapers"], min_cell):
             for c in TAPER_COUNT_COLUMNS:
-                out.at[i, c] = small_text if c in small else "withheld"
-            why.append(f"fewer than {min_cell} tapers in all: every count withheld")
-        elif small:
-            for c in small:
-                out.at[i, c] = small_text
-            why.append(f"counts from 1 to {min_cell - 1} written {small_text}")
-            hidden_categories = [c for c in small if c in categories]
-            if len(hidden_categories) == 1:
-                others = sorted((counts[c], c) for c in categories if c not in small and counts[c] > 0)
-                if others:
-                    out.at[i, others[0][1]] = "withheld"
-                    why.append(f"{others[0][1]} withheld too, or the total would give the small count away")
+                out.at[i, c] = None
+            out.at[i, "withheld_why"] = f"fewer than {min_cell} tapers in all: every count withheld"
+            continue
+        why = []
+        parts = disclosure.withhold_parts([counts[c] for c in categories], min_cell, total_shown=True)
+        for c, (_, part) in zip(categories, parts.iterrows()):
+            if pd.isna(part["shown"]):
+                out.at[i, c] = None
+                why.append(f"{c} {part['why']}")
+        why.sort(key=lambda w: "withheld too" in w)   # the small counts first, then what they withhold
+        if disclosure.is_small(counts["provisional"], min_cell):
+            out.at[i, "provisional"] = None
+            why.append(f"provisional from 1 to {min_cell - 1}")
         out.at[i, "withheld_why"] = "; ".join(why)
     return out
 
 
-def _small(x: pd.Series, min_cell: int) -> pd.Series:
-    return (x >= 1) & (x < min_cell)
-
-
 def suppress(table: pd.DataFrame, min_cell: int = 11) -> pd.DataFrame:
-    """Suppress counts from 1 to min_cell - 1 and whatever would give them away (CMS cell-size policy).
-
-    A row is suppressed when its numerator, its denominator, or the difference between them (those not in
-    the numerator) is small; its numerator, value and shrunken rate are blanked and its flag becomes
-    `suppressed` (the denominator too, when it is the small count). If a measure then has exactly one
-    suppressed row, the row with the next smallest numerator is suppressed as well, so the pooled rate
-    cannot give the hidden count back. Means are suppressed on their denominator. min_cell 0 turns it off.
-    """
+    """clinician_measures.csv (and every measure's "Data behind this chart") under the disclosure rule
+    (analysis.disclosure.withhold_units, per measure): a withheld unit's numerator, value and shrunken rate
+    are blank, and its denominator when that is the small count (count columns stay numbers, so a spreadsheet
+    can still sum them). Its flag is kept (high, low, within, too_few: a direction, never a count), and
+    `withheld_why` says what is withheld and why. min_cell 0 turns it off (and adds an empty withheld_why)."""
     out = table.copy()
+    out["withheld_why"] = ""
     if min_cell <= 1 or out.empty:
         return out
     out["numerator"] = out["numerator"].astype("object")
@@ -252,17 +244,13 @@ def suppress(table: pd.DataFrame, min_cell: int = 11) -> pd.DataFrame:
     is_mean = out["measure_id"].map(lambda i: measures.BY_ID[i].kind == "mean")
     num = pd.to_numeric(out["numerator"])
     den = pd.to_numeric(out["denominator"])
-    primary = _small(den, min_cell) | (~is_mean & (_small(num, min_cell) | _small(den - num, min_cell)))
-    hide = primary.copy()
-    for _, rows in out[~is_mean].groupby("measure_id"):
-        hidden = primary[rows.index]
-        if hidden.sum() == 1 and len(rows) > 1:
-            candidates = num[rows.index][~hidden]
-            hide[candidates.idxmin()] = True
+    rule = pd.concat([disclosure.withhold_units(num[rows.index], den[rows.index], is_mean[rows.index], min_cell)
+                      for _, rows in out.groupby("measure_id", sort=False)]).reindex(out.index)
+    hide, small_den = rule["withheld"].astype(bool), rule["small_den"].astype(bool)
     out.loc[hide, DERIVED] = np.nan
     out.loc[hide, "numerator"] = None
-    out.loc[hide & _small(den, min_cell), "denominator"] = None
-    out.loc[hide, "flag"] = "suppressed"
+    out.loc[small_den, "denominator"] = None
+    out.loc[hide, "withheld_why"] = rule.loc[hide, "why"] + ": numerator, value and shrunken value withheld"
     return out
 
 

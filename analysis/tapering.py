@@ -77,9 +77,10 @@ def outcomes_by_band(tapers: pd.DataFrame, outcomes: pd.DataFrame, gradual_max: 
     return out
 
 
-def speed_counts(tapers: pd.DataFrame, width: float = 5.0) -> pd.DataFrame:
-    """Tapers per band of speed (from, to, tapers), the histogram's bins: [0, 5), [5, 10), ... [95, 100]."""
-    edges = np.arange(0, 100 + width, width)
+def speed_counts(tapers: pd.DataFrame, width: float = 5.0, edges=None) -> pd.DataFrame:
+    """Tapers per band of speed (pct_from, pct_to, tapers; %/month of baseline), the histogram's bins:
+    [0, 5), [5, 10), ... [95, 100] for `width` 5, or the bins between `edges` (ascending, 0 to 100)."""
+    edges = np.arange(0, 100 + width, width) if edges is None else np.asarray(edges, dtype=float)
     binned = pd.cut(tapers["max_monthly_reduction_pct"].clip(0, 100), edges, right=False, include_lowest=True)
     counts = binned.value_counts(sort=False)
     # 100%/month (an abrupt stop) belongs in the last bin, as in the chart.

@@ -50,7 +50,14 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    """The page's figures as plotly JSON, each title read as text (the line breaks analysis.charts.fit_layout
+    puts in a long title to fit the width read as spaces)."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    for spec in specs:
+        title = spec.get("layout", {}).get("title", {})
+        if isinstance(title.get("text"), str):
+            title["text"] = title["text"].replace("<br>", " ")
+    return specs
 
 
 def values(v):
@@ -284,7 +291,7 @@ def test_tapers_page_speeds_trajectories_and_events(worked):
     notes = [a["text"] for a in speed["layout"]["annotations"]]
     assert "gradual ≤ 10%/month (CDC 2022)" in notes and "rapid > 40%/month" in notes
     trajectories = next(s for s in specs if s["layout"]["title"]["text"].startswith("Daily dose around"))
-    captions = [a["text"] for a in trajectories["layout"]["annotations"]]
+    captions = [a["text"].replace("<br>", " ") for a in trajectories["layout"]["annotations"]]   # wrapped to fit
     assert "moderate · 25%/month" in captions and "abrupt discontinuation · 100%/month" in captions
     # T2: 100 MME for the 180 days before, then 75: the line sits at 100% then 75% of baseline.
     t2 = trajectories["data"][0]
@@ -310,7 +317,7 @@ def test_profile_shows_one_clinician_beside_anonymous_peers(worked):
     code = label("D3").split()[-1]
     at = run("profile", {**H1, "clinician": code})
     assert at.selectbox(key="clinician").value == code
-    table = at.dataframe[0].value.set_index("Measure")
+    table = at.table[0].value.set_index("Measure")
     # D3's patients T1, T2 in the long-term measures. Its colleagues (D1: L2 0/1, D2: 0/2) used to be counted as
     # peers ("100% of 2"); peers are now the clinicians with at least 11 patients (issue 12: one peer group,
     # the letter's), and nobody here has them.
@@ -318,8 +325,9 @@ def test_profile_shows_one_clinician_beside_anonymous_peers(worked):
     assert row["Your patients"] == 2 and row["Peers with a lower figure"] == "no peer to compare with"
     assert row["Compared with peers"] == "no clinician has the 11 patients needed to be judged"
     assert "shrunken" in at.markdown[0].value and "not judgement" in at.markdown[0].value
-    peers = charts(at)[0]
-    assert {tr["name"] for tr in peers["data"]} == {"peers", "peer median", "you"}
+    # Peers are there (D1, D2) but none can be judged: no strip of lone diamonds, and the reason instead.
+    assert "No peer has the 11 patients needed to compare with in any of these measures" in at.info[0].value
+    assert not any("among peers" in c["layout"]["title"]["text"] for c in charts(at))
     assert "2 tapers or discontinuations started in the period" in " ".join(x.value for x in at.markdown)
     assert any(c["layout"]["title"]["text"].startswith(f"Daily dose around {label('D3')}'s tapers") for c in charts(at))
     assert at.query_params["clinician"] == code
@@ -330,8 +338,9 @@ def test_profile_asks_for_a_clinician_and_says_when_there_is_nothing(worked):
     assert "Choose a clinician" in at.info[0].value
     at = run("profile", {**H1, "clinician": label("D4").split()[-1]})
     # D4 has only M1: in the clinic-level measure (not shown here) and in benzo_overlap (0 of 1); no tapers.
-    assert list(at.dataframe[0].value["Measure"]) == ["Opioids with benzodiazepines"]
-    assert "No tapers" in at.info[0].value
+    assert list(at.table[0].value["Measure"]) == ["Opioids with benzodiazepines"]
+    assert "No peer has the 11 patients needed" in at.info[0].value      # no strip chart of a lone diamond
+    assert "No tapers" in at.info[1].value
     at = run("profile", {"start": "2024-06-01", "end": "2024-06-30", "clinician": label("D4").split()[-1]})
     assert "has no patients counted" in at.info[0].value
 
@@ -368,7 +377,8 @@ def test_methods_page_shows_declarations_sql_and_the_parameters_in_force(worked)
     assert len(labels) == len(measures.MEASURES)
     assert len(at.code) == len(measures.MEASURES) and "measure_benzo_overlap" in at.code[3].value
     params = at.dataframe[0].value.set_index("parameter")
-    assert params.loc["rapid_min_pct", "value"] == "35.0" and params.loc["baseline_min_mme", "value"] == "50.0"
+    assert params.loc["rapid_min_pct", "value"] == "35% of the baseline a month"
+    assert params.loc["baseline_min_mme", "value"] == "50 MME a day"
     factors = at.dataframe[-1].value
     assert {"cdc2022", "cdc2016", "cdc_file_2018"} <= set(factors["factor_set"])
 
@@ -419,7 +429,9 @@ def test_charts_offer_downloads_without_building_them(worked):
             "dl_high_dose_50_funnel_html", "dl_high_dose_50_funnel_csv"} <= keys
     at = run("tapers", {**H1, "panel": "Daily dose around tapers"})
     keys = {b.key for b in at.get("download_button")}
-    assert "dl_taper_trajectories_png" in keys and "dl_taper_trajectories_csv" not in keys   # no patient data
+    # One line per patient: no image and no CSV leave while small counts are suppressed, and the page says so.
+    assert not any(k.startswith("dl_taper_trajectories") for k in keys)
+    assert any("no image of it leaves the dashboard" in c.value for c in at.caption)
 
 
 # --- Issue 12: small numbers, one definition per figure -----------------------------------------------------
@@ -500,7 +512,7 @@ def test_profile_peer_median_is_the_letters(sample_env, sample_duckdb):
     letter = feedback.letter(peers, who, s.min_cell).rows.set_index("measure")
     code = privacy.pseudonyms(ids, privacy.pseudonym_secret())[who].split()[-1]
     at = run("profile", {"clinic": "C01", "clinician": code}, timeout=180)
-    table = at.dataframe[0].value.set_index("Measure")
+    table = at.table[0].value.set_index("Measure")
     from analysis import measures
     for title, row in letter.iterrows():
         assert table.loc[title, "Peer median"] == measures.describe_value(row["median"], measures.BY_ID[row["measure_id"]])
@@ -560,7 +572,8 @@ def test_variation_says_how_many_patients_are_left_out_for_an_unknown_dose(monke
     monkeypatch.setenv("RXDASH_DB_URL", unknown_dose_db)
     at = run("variation", {**Q1, "factors": "cdc2016", "measure": "mean_daily_mme"})
     assert any(w.value.startswith("3 patients left out: dose unknown") for w in at.warning), [w.value for w in at.warning]
-    assert metrics(at)["Pooled value"] == "60.0 MME a day"     # K1 and K2 only, never (60 + 60 + 0 x 3) / 5
+    # D1 is the only clinician: no funnel, and the one figure in words. K1 and K2 only, never (60 + 60 + 0 x 3) / 5.
+    assert "(60.0 MME a day, 2 patients)" in at.info[0].value and "Too few clinicians" in at.info[0].value
     at = run("variation", {**Q1, "factors": "cdc2016", "measure": "benzo_overlap"})   # not dose-based
     assert not any("left out: dose unknown" in w.value for w in at.warning)
 
@@ -657,3 +670,43 @@ def test_methods_page_states_the_measurability_rule_and_each_measures_days(sampl
     assert (row["days before"], row["days from the day on"]) == ("180", "210")
     assert (row["this period"], row["measurable part"]) == ("provisional", "01 Jan 2025 to 05 Jun 2025")
     assert table.loc["Opioids with benzodiazepines", "shortest period (days)"] == "30"
+
+
+# --- One clinician: nothing to compare (issue 15) ----------------------------------------------------
+
+ONE = {**H1, "specialty": "Pain"}   # Pain is D3 only: one clinician in the selection
+
+
+@pytest.mark.parametrize("view", ["Ranked, allowing for chance", "By clinic", "The numbers"])
+def test_variation_says_too_few_to_compare_for_one_clinician(worked, view):
+    from dashboard.views import variation
+
+    at = run("variation", {**ONE, "measure": "high_dose_50", "view": view})
+    # D3's T1 (100 MME) and T2 (82.9 MME) are both at 50 MME or more: 2 of 2 = 100.0%.
+    assert at.info[0].value == (f"**{variation.too_few_to_compare()}** Only {label('D3')} has patients in this "
+                                "measure from 01 Jan 2025 to 30 Jun 2025 (100.0%, 2 patients); a funnel, a ranking "
+                                "or a spread by clinic needs at least 2 clinicians.")
+    assert charts(at) == [] and not at.dataframe and not at.metric     # no funnel of one point, no ranking
+    # Two clinicians (clinic North: D1 and D3) are compared again.
+    at = run("variation", {**H1, "clinic": "C1", "measure": "high_dose_50", "view": view})
+    assert len(charts(at)) >= 1 and metrics(at)["Clinicians"] == "2"
+
+
+def test_overview_and_variation_share_the_too_few_wording(worked):
+    from dashboard.views import variation
+
+    assert variation.too_few_to_compare() == "Too few clinicians in this selection to compare. Widen the filters."
+    assert variation.MIN_TO_COMPARE == 2
+
+
+def test_profile_of_the_only_clinician_says_too_few_to_compare(worked):
+    from dashboard.views import variation
+
+    at = run("profile", {**ONE, "clinician": label("D3").split()[-1]})
+    info = [x.value for x in at.info]
+    assert info[0].startswith(f"**{variation.too_few_to_compare()}** {label('D3')} is the only clinician")
+    titles = [c["layout"]["title"]["text"] for c in charts(at)]
+    assert not any("among peers" in t for t in titles)                  # no strip of a lone diamond
+    assert any(t.startswith(f"Daily dose around {label('D3')}") for t in titles)   # their tapers still shown
+    # The verdict stands second, where a 1280 px screen shows it.
+    assert list(at.table[0].value.columns[:2]) == ["Measure", "Compared with peers"]

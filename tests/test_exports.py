@@ -51,12 +51,14 @@ def test_exporting_leaves_the_screen_figure_as_it_was(fig):
     assert fig.to_json() == before
 
 
-def test_small_counts_are_blank_in_the_csv_with_what_gives_them_away():
+def test_small_counts_are_banded_in_the_csv_with_what_gives_them_away_and_why():
     table = pd.DataFrame({"month": ["2025-01", "2025-02", "2025-03"], "patients": [120, 7, 0],
                           "share": [0.5, 0.03, 0.0]})
-    got = pd.read_csv(pd.io.common.BytesIO(exports.suppressed_csv(table, ["patients"], ["share"])))
-    assert got["patients"].tolist()[0] == 120 and pd.isna(got["patients"][1]) and got["patients"][2] == 0
-    assert pd.isna(got["share"][1]) and got["share"][0] == 0.5
+    got = pd.read_csv(pd.io.common.BytesIO(exports.suppressed_csv(table, ["patients"], ["share"])),
+                      keep_default_na=False)
+    assert got["patients"].tolist() == ["120", "", "0"]
+    assert got["share"].tolist() == ["0.5", "", "0"]
+    assert got["withheld_why"].tolist() == ["", "patients from 1 to 10; share withheld with it", ""]
     raw = pd.read_csv(pd.io.common.BytesIO(exports.suppressed_csv(table, ["patients"], ["share"], min_cell=0)))
     assert raw["patients"].tolist() == [120, 7, 0]
 
@@ -81,9 +83,10 @@ def test_measure_csv_suppresses_like_summarize_and_shows_no_ids():
         "flag": "within", "shrunk_value": [0.29, 0.1, 0.27], "shrunk_lower": 0.1, "shrunk_upper": 0.4})
     text = exports.measure_csv(units, measures.BY_ID["high_dose_90"]).decode("utf-8")
     got = pd.read_csv(pd.io.common.BytesIO(text.encode()))
-    # D2's numerator 4 is small: blanked with its value and shrunken value; as the only hidden row, the
-    # next smallest numerator (D3, 25) is hidden too, so the pooled rate cannot give 4 back.
-    assert got["flag"].tolist() == ["within", "suppressed", "suppressed"]
+    # D2's numerator 4 is small: banded, its value and shrunken value blank; as the only hidden row, the
+    # next smallest numerator (D3, 25) is withheld too, so the pooled rate cannot give 4 back. Flags stay.
+    assert got["flag"].tolist() == ["within", "within", "within"]
     assert got["numerator"].isna().tolist() == [False, True, True] and got["value"].isna().tolist() == [False, True, True]
+    assert got["withheld_why"].fillna("").str.len().gt(0).tolist() == [False, True, True]
     assert "D1" not in text and "C1" not in text and got["clinician"][0] == "Clinician AAAAA"
     assert not any(1 <= v <= 10 for v in pd.to_numeric(got["numerator"], errors="coerce").dropna())

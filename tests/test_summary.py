@@ -32,20 +32,25 @@ def test_small_counts_and_their_complements_are_suppressed():
         ("high_dose_90", "E", 0, 30),    # zero is not a small count
     ]), min_cell=11)
     got = t.set_index("clinician_id")
-    assert got["flag"].to_dict() == {"A": "suppressed", "B": "suppressed", "C": "within", "D": "suppressed",
-                                     "E": "within"}
-    assert got.loc["A", "numerator"] is None and got.loc["A", "denominator"] == 40
-    assert got.loc["D", "denominator"] is None
+    # Flags are kept (a direction, never a count); the counts are banded and why is said.
+    assert got["flag"].to_dict() == {"A": "within", "B": "within", "C": "within", "D": "within", "E": "within"}
+    assert got["numerator"].to_dict() == {"A": None, "B": None, "C": 20, "D": None, "E": 0}
+    assert got["denominator"].to_dict() == {"A": 40, "B": 40, "C": 40, "D": None, "E": 30}
     assert np.isnan(got.loc["B", "value"]) and np.isnan(got.loc["B", "shrunk_value"])
-    assert got.loc["C", "numerator"] == 20
+    assert got["withheld_why"].to_dict() == {
+        "A": "numerator fewer than 11: numerator, value and shrunken value withheld",
+        "B": "fewer than 11 not in the numerator (denominator minus numerator): numerator, value and shrunken value withheld",
+        "C": "", "D": "denominator fewer than 11: numerator, value and shrunken value withheld", "E": ""}
 
 
 def test_a_lone_suppressed_cell_gets_a_complementary_one():
     # Only A is small; the pooled rate and the other rows would give its numerator back, so the row with the
     # next smallest numerator (C, 12) is suppressed as well.
     t = summary.suppress(table([("benzo_overlap", "A", 3, 50), ("benzo_overlap", "B", 20, 50),
-                                ("benzo_overlap", "C", 12, 50)]), min_cell=11)
-    assert t.set_index("clinician_id")["flag"].to_dict() == {"A": "suppressed", "B": "within", "C": "suppressed"}
+                                ("benzo_overlap", "C", 12, 50)]), min_cell=11).set_index("clinician_id")
+    assert t["numerator"].to_dict() == {"A": None, "B": 20, "C": None}
+    assert t["value"].isna().to_dict() == {"A": True, "B": False, "C": True}
+    assert t.loc["C", "withheld_why"].startswith("withheld too, or the pooled rate would give a small count away")
 
 
 def test_min_cell_zero_turns_suppression_off():
@@ -74,7 +79,10 @@ def test_summarize_writes_the_four_files_on_both_databases(sample_engine, tmp_pa
                                                      "tapers.csv"]
     measures_csv = pd.read_csv(out / "clinician_measures.csv")
     assert list(measures_csv.columns[:16]) == summary.MEASURE_COLUMNS[:16]
-    assert set(measures_csv["flag"]) <= {"high", "low", "within", "suppressed"}
+    assert set(measures_csv["flag"]) <= {"high", "low", "within", "too_few"}
+    # Every withheld numerator says why; the flags of withheld rows are kept.
+    withheld = measures_csv["numerator"].isna()
+    assert withheld.any() and measures_csv.loc[withheld, "withheld_why"].notna().all()
     assert set(measures_csv["measure_id"]) >= {"high_dose_90", "benzo_overlap", "multiple_prescribers"}
     # No count from 1 to 10 survives in any count column.
     for col in ("numerator", "denominator"):
@@ -89,7 +97,9 @@ def test_summarize_writes_the_four_files_on_both_databases(sample_engine, tmp_pa
     for col in summary.TAPER_COUNT_COLUMNS:
         shown = pd.to_numeric(tapers[col], errors="coerce").dropna()
         assert not ((shown >= 1) & (shown <= 10)).any(), col
-        assert set(tapers.loc[pd.to_numeric(tapers[col], errors="coerce").isna(), col]) <= {"<11", "withheld"}
+        blank = tapers[col] == ""
+        assert set(tapers.loc[~blank, col].map(str.isdigit)) <= {True}, col
+        assert (tapers.loc[blank, "withheld_why"] != "").all(), col   # every blank cell says why
     # With suppression off (--min-cell 0), one row per taper, and the counts add up to the same tapers.
     full = tmp_path / "full"
     summary.write_summary(sample_engine, summary.Settings(s.start, s.end, min_cell=0), full)
@@ -100,7 +110,7 @@ def test_summarize_writes_the_four_files_on_both_databases(sample_engine, tmp_pa
     by_clinician = pd.read_csv(full / "tapers.csv").groupby("clinician_id").size()
     aggregated = pd.read_csv(out / "tapers.csv", dtype=str).set_index("clinician_id")["tapers"]
     for clinician, n in by_clinician.items():
-        assert aggregated[clinician] == (str(n) if n >= 11 else "<11"), clinician
+        assert (aggregated[clinician] == str(n)) if n >= 11 else pd.isna(aggregated[clinician]), clinician
     readme = (out / "README.txt").read_text(encoding="utf-8")
     for needle in ("Period: 2024-01-01 to 2024-06-30", "cdc2022", "Exclusions: on", "Attribution:",
                    "counts from 1 to 10 are suppressed", "stable across runs"):
@@ -119,15 +129,17 @@ def test_taper_counts_withhold_small_counts_and_what_gives_them_away():
     frame = pd.DataFrame(rows, columns=["clinician_id", "clinic_id", "category", "follow_up"])
     frame.loc[frame.index[-1], "follow_up"] = "provisional"
     got = summary.taper_counts(frame, 11).set_index("clinician_id")
-    # A: 15 tapers, 3 rapid (small): written <11; gradual 12 withheld too, since 15 - 12 would give 3 back.
+    # A: 15 tapers, 3 rapid (small): blank; gradual 12 withheld too, since 15 - 12 would give 3 back.
     assert got.loc["A", ["tapers", "gradual", "moderate", "rapid", "abrupt_discontinuation"]].tolist() == [
-        15, "withheld", 0, "<11", 0]
-    assert "gradual withheld too" in got.loc["A", "withheld_why"]
+        15, None, 0, None, 0]
+    assert got.loc["A", "withheld_why"] == ("rapid from 1 to 10; gradual withheld too, or the total would give a "
+                                            "small count away")
     # B: 5 tapers in all: every count withheld.
-    assert got.loc["B", ["tapers", "gradual", "moderate", "abrupt_discontinuation"]].tolist() == ["<11", "<11", "withheld", "<11"]
-    assert got.loc["B", "withheld_why"].startswith("fewer than 11 tapers in all")
+    assert got.loc["B", list(summary.TAPER_COUNT_COLUMNS)].isna().all()
+    assert got.loc["B", "withheld_why"] == "fewer than 11 tapers in all: every count withheld"
     # C: 31 tapers, 20 gradual, 11 moderate, one provisional (small): shown, except the provisional count.
-    assert got.loc["C", ["tapers", "gradual", "moderate", "provisional"]].tolist() == [31, 20, 11, "<11"]
+    assert got.loc["C", ["tapers", "gradual", "moderate", "provisional"]].tolist() == [31, 20, 11, None]
+    assert got.loc["C", "withheld_why"] == "provisional from 1 to 10"
     # Suppression off: the plain counts.
     assert summary.taper_counts(frame, 0).set_index("clinician_id").loc["B", "tapers"] == 5
 

@@ -11,18 +11,18 @@ import streamlit as st
 from analysis import charts, dose, exports
 from analysis.display import md
 from analysis.drugs import SKIP_REASONS
-from analysis.ingest import QUANTITY_SOURCES
 from dashboard import data, viewer
 
 
 def _record_windows(w: pd.Series) -> None:
     """Each patient's own record window (patients.csv record_start / record_end), in one sentence."""
     if not w["with_record_start"] and not w["with_record_end"]:
-        st.caption("No patient has a record window of its own (record_start, record_end): every record is taken "
-                   "to run from the first fill to the extract date.")
+        st.caption("No patient has a record window of its own (a record start or end date in patients.csv: "
+                   "`record_start`, `record_end`): every record is taken to run from the first fill to the extract date.")
         return
-    st.caption(f"Record windows: {w['with_record_start']:,} of {w['patients']:,} patients have a record_start and "
-               f"{w['with_record_end']:,} a record_end; {w['ending_early']:,} records end before the extract date. "
+    st.caption(f"Record windows: {w['with_record_start']:,} of {w['patients']:,} patients have a record start date "
+               f"(`record_start`) and {w['with_record_end']:,} a record end date (`record_end`); "
+               f"{w['ending_early']:,} records end before the extract date. "
                "Supply that stops within 60 days of a record's end is not counted as a discontinuation, and a "
                "patient whose record cannot hold the days a measure needs is left out of it (not counted as 0).")
 
@@ -31,6 +31,62 @@ def _record_windows(w: pd.Series) -> None:
 DRUG_COLUMNS = {"drug_name": "Drug name", "ingredient": "Ingredient", "strength": "Strength",
                 "strength_unit": "Unit", "dose_form": "Dose form", "long_acting": "Long-acting",
                 "drug_class": "Class", "drug_parsed": "Read from the name", "prescriptions": "Prescriptions"}
+
+# Drug classes (analysis/reference/drug_classes.csv) in words.
+DRUG_CLASS_LABELS = {"opioid_analgesic": "opioid analgesic", "benzodiazepine": "benzodiazepine",
+                     "buprenorphine": "buprenorphine", "naloxone": "naloxone",
+                     "unmapped": "unmapped (not in the drug reference)"}
+
+# Where a prescription's quantity and days came from (prescriptions.quantity_source; README "Prescribing
+# orders"), in words; the code is shown after it, for engineers.
+QUANTITY_SOURCE_LABELS = {
+    "given": "quantity and days' supply both given (a dispensing): measured",
+    "sig_days": "days' supply given; quantity = units a day × days",
+    "sig_end": "days to the order's end date; quantity = units a day × days",
+    "sig_open": "open order: days to the extract date; quantity = units a day × days",
+    "qty_end": "quantity given; days to the order's end date",
+    "qty_sig": "quantity given; days = quantity ÷ units a day, rounded up",
+    "days_only": "days' supply given, no quantity: supply counted, dose unknown",
+    "end_only": "days to the order's end date, no quantity: supply counted, dose unknown",
+    "not recorded": "not recorded (loaded by an older version)",
+}
+
+
+def _count(label: str):
+    """A count column: whole numbers with thousands separators, as the page's metrics show them (21,881)."""
+    return st.column_config.NumberColumn(label, format="localized")
+
+
+def _decimals(values: pd.Series, most: int = 3) -> int:
+    """The fewest decimals (up to `most`) that show every value of a column exactly, so that one format with
+    that many decimals serves the whole column (0.5 and 15 read 0.5 and 15.0, not 0.5 and 15)."""
+    for d in range(most + 1):
+        if all(abs(v - round(v, d)) < 1e-9 for v in values.dropna().astype(float)):
+            return d
+    return most
+
+
+def _yes_no(flag) -> str:
+    return "" if pd.isna(flag) else ("yes" if flag else "no")
+
+
+def _drug_table(drugs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The drug descriptions as shown: classes and flags in words, strength with one number of decimals;
+    returns the frame (the contract's column names kept as keys) and its column_config."""
+    shown = drugs.copy()
+    if "drug_class" in shown:
+        shown["drug_class"] = shown["drug_class"].map(lambda c: DRUG_CLASS_LABELS.get(c, c))
+    for text in ("ingredient", "strength_unit", "dose_form"):   # a blank field reads blank, not "None"
+        if text in shown:
+            shown[text] = shown[text].fillna("")
+    for flag in ("long_acting", "drug_parsed"):
+        if flag in shown:
+            shown[flag] = shown[flag].map(_yes_no)
+    config = {**DRUG_COLUMNS, "prescriptions": _count("Prescriptions")}
+    if "strength" in shown:
+        config["strength"] = st.column_config.NumberColumn("Strength", format=f"%.{_decimals(shown['strength'])}f")
+    return shown, config
+
 
 DRUG_SOURCE_LABELS = {"given": "its ingredient, strength and unit fields", "ndc": "its NDC (NDC reference)",
                       "rxcui": "its RxCUI (RxCUI reference)", "name": "its drug name, read",
@@ -76,10 +132,13 @@ def render() -> None:
                "Every row read is loaded, skipped as another drug's prescription, or rejected with a reason "
                "(rows read = loaded + skipped + rejected).")
     st.dataframe(
-        latest[["table_name", "rows_read", "rows_loaded", "rows_skipped", "rows_rejected", "ignored_columns"]],
+        # No extra column is "none", not an empty (None) cell.
+        latest[["table_name", "rows_read", "rows_loaded", "rows_skipped", "rows_rejected", "ignored_columns"]]
+        .fillna({"ignored_columns": "none"}).replace({"ignored_columns": {"": "none"}}),
         hide_index=True, width="stretch",
-        column_config={"table_name": "Table" if _is_source_format() else "File", "rows_read": "Read", "rows_loaded": "Loaded", "rows_skipped": "Skipped",
-                       "rows_rejected": "Rejected", "ignored_columns": "Extra columns ignored"})
+        column_config={"table_name": "Table" if _is_source_format() else "File", "rows_read": _count("Read"),
+                       "rows_loaded": _count("Loaded"), "rows_skipped": _count("Skipped"),
+                       "rows_rejected": _count("Rejected"), "ignored_columns": "Extra columns ignored"})
     _source_files()
     if not skips.empty:
         st.caption("Skipped, not errors: " + "; ".join(
@@ -122,24 +181,26 @@ def render() -> None:
     parsed_share = drugs.loc[drugs["drug_parsed"], "prescriptions"].sum() / max(drugs["prescriptions"].sum(), 1)
     cols = st.columns(3)
     cols[0].metric("Distinct drug descriptions", f"{len(drugs):,}")
-    cols[1].metric("Prescriptions read from the drug name", f"{parsed_share:.0%}")
+    cols[1].metric("Prescriptions read from the drug name", f"{parsed_share:.1%}")   # as the page's other shares
     cols[2].metric("Unmapped ingredients", f"{unmapped['ingredient'].nunique():,}")
     if not unmapped.empty:
         st.warning("These ingredients are not in the drug reference, so no measure counts them:")
         st.dataframe(unmapped[["drug_name", "ingredient", "prescriptions"]], hide_index=True, column_config=DRUG_COLUMNS)
-    st.dataframe(drugs, hide_index=True, width="stretch", column_config=DRUG_COLUMNS)
+    shown, config = _drug_table(drugs)
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
     if not sources.empty:
         st.markdown("**How each prescription's drug was identified** (its own fields win over its codes, an NDC "
                     "over an RxCUI, codes over reading the drug name; Methods names the NDC reference in force):")
         st.dataframe(sources.assign(drug_source=sources["drug_source"].map(lambda s: DRUG_SOURCE_LABELS.get(s, s))),
-                     hide_index=True, column_config={"drug_source": "Identified by", "prescriptions": "Prescriptions"})
+                     hide_index=True, column_config={"drug_source": "Identified by", "prescriptions": _count("Prescriptions")})
 
     st.subheader("Load history")
     runs = history.groupby(["run_id", "loaded_at", "source_dir"], as_index=False)[
         ["rows_read", "rows_loaded", "rows_skipped", "rows_rejected"]].sum().sort_values("loaded_at", ascending=False)
     st.dataframe(runs, hide_index=True, width="stretch",
-                 column_config={"run_id": "Run", "loaded_at": "Loaded at", "source_dir": "From", "rows_read": "Read",
-                                "rows_loaded": "Loaded", "rows_skipped": "Skipped", "rows_rejected": "Rejected"})
+                 column_config={"run_id": "Run", "loaded_at": st.column_config.DatetimeColumn("Loaded at", format="D MMM YYYY, HH:mm"),
+                                "source_dir": "From", "rows_read": _count("Read"), "rows_loaded": _count("Loaded"),
+                                "rows_skipped": _count("Skipped"), "rows_rejected": _count("Rejected")})
     if v.audit_log:
         audit_log()
 
@@ -167,8 +228,9 @@ def _source_files() -> None:
                 "with a reason. The table above counts the contract tables the source was mapped onto.")
     st.dataframe(files[["file_name", "feeds", "rows_read", "rows_loaded", "rows_skipped", "rows_rejected"]],
                  hide_index=True, width="stretch",
-                 column_config={"file_name": "Source file", "feeds": "Gives", "rows_read": "Read",
-                                "rows_loaded": "Loaded", "rows_skipped": "Skipped", "rows_rejected": "Rejected"})
+                 column_config={"file_name": "Source file", "feeds": "Gives", "rows_read": _count("Read"),
+                                "rows_loaded": _count("Loaded"), "rows_skipped": _count("Skipped"),
+                                "rows_rejected": _count("Rejected")})
     for note in notes:
         st.info(md(note), icon=":material/info:")
 
@@ -188,8 +250,11 @@ def audit_log(limit: int = 500) -> None:
     entries = pd.DataFrame([json.loads(line) for line in lines])
     entries["filters"] = entries["filters"].map(lambda d: json.dumps(d, default=str) if isinstance(d, dict) else "")
     columns = [c for c in ("at", "event", "user", "role", "what", "filters") if c in entries]
-    st.caption(f"The last {len(entries):,} entries of {md(path)}, newest first.")
-    st.dataframe(entries[columns].iloc[::-1], hide_index=True, width="stretch")
+    st.caption(("The only entry" if len(entries) == 1 else f"The last {len(entries):,} entries")
+               + f" of {md(path)}" + (", newest first." if len(entries) > 1 else "."))
+    st.dataframe(entries[columns].iloc[::-1], hide_index=True, width="stretch",
+                 column_config={"at": "When", "event": "Event", "user": "User", "role": "Role", "what": "What",
+                                "filters": "Filters (as recorded)"})
 
 
 def _quantity_sources() -> None:
@@ -211,15 +276,19 @@ def _quantity_sources() -> None:
                    f"{q.loc[q['quantity_source'] == 'given', 'opioid_prescriptions'].sum() / opioid:.1%}" if opioid else "–")
     cols[1].metric("Opioid days of supply inferred from orders",
                    f"{q.loc[inferred, 'opioid_days_supply'].sum() / days:.1%}" if days else "–")
-    shown = q.assign(how=q["quantity_source"].map(
-        {**QUANTITY_SOURCES, "not recorded": "not recorded (loaded by an older version)"}))
-    st.dataframe(shown[["quantity_source", "how", "prescriptions", "opioid_prescriptions", "opioid_days_supply"]],
+    # Sums come back as decimals from PostgreSQL and DuckDB; as whole numbers they read like the other counts.
+    shown = q.assign(how=q["quantity_source"].map(lambda c: QUANTITY_SOURCE_LABELS.get(c, c)),
+                     **{c: pd.to_numeric(q[c]).astype("Int64")
+                        for c in ("prescriptions", "opioid_prescriptions", "opioid_days_supply")})
+    st.dataframe(shown[["how", "prescriptions", "opioid_prescriptions", "opioid_days_supply", "quantity_source"]],
                  hide_index=True, width="stretch",
-                 column_config={"quantity_source": "Source", "how": "Quantity and days supply",
-                                "prescriptions": "Fills", "opioid_prescriptions": "Opioid fills",
-                                "opioid_days_supply": "Opioid days of supply"})
-    st.caption("A dispensing's quantity and days supply are measured; a prescribing order's are inferred from its "
-               "sig (units_per_day) and its days, and an order longer than the longest fill (`rxdash load "
-               "--max-fill-days`, 30 by default) is counted here as its consecutive fills. A dose computed from an "
-               "inferred quantity is what was prescribed, not what was dispensed. Supply with no quantity "
-               "(days_only, end_only) counts as days with supply of unknown dose.")
+                 column_config={"how": "Quantity and days' supply", "prescriptions": _count("Fills"),
+                                "opioid_prescriptions": _count("Opioid fills"),
+                                "opioid_days_supply": _count("Opioid days of supply"),
+                                "quantity_source": "Code (quantity_source)"})
+    st.caption("A dispensing's quantity and days' supply are measured; a prescribing order's are inferred from its "
+               "sig (units a day, `units_per_day`) and its days, and an order longer than the longest fill (`rxdash "
+               "load --max-fill-days`, 30 by default) is counted here as its consecutive fills. A dose computed from "
+               "an inferred quantity is what was prescribed, not what was dispensed. Supply with days but no quantity "
+               "(`days_only`, `end_only`) counts as days with supply of unknown dose; a row that gives neither days "
+               "nor a quantity is rejected (`no_quantity`, in the rejected rows above).")

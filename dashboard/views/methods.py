@@ -14,9 +14,57 @@ from analysis.display import md
 from dashboard import data, filters, viewer
 
 
+# The factor table's columns in words (analysis/reference/mme_factors.csv keeps the engineers' names).
+FACTOR_COLUMNS = {"factor_set_label": "Factor set", "ingredient": "Ingredient", "form_group": "Dose form",
+                  "strength_unit": "Unit", "mme_factor": st.column_config.NumberColumn("MME per unit", format="%.2f"),
+                  "quantity_multiplier": "Quantity multiplier", "methadone_tier": "Methadone tier (mg a day)",
+                  "source": "Source", "factor_set": "Name for --factor-set"}
+# Short names, so that the table fits 1280 px (the sidebar's choice spells them out: dose.FACTOR_SETS).
+FACTOR_SET_SHORT = {"cdc2022": "CDC 2022", "cdc2016": "CDC 2016", "cdc_file_2018": "CDC data file 2018"}
+FORM_GROUPS = {"any": "any form", "transdermal": "patch", "transmucosal_tablet": "buccal or sublingual tablet, lozenge",
+               "transmucosal_film": "buccal film", "oral_spray": "oral spray", "nasal_spray": "nasal spray", "other": "other"}
+
+
 def _factor_table() -> pd.DataFrame:
+    """analysis/reference/mme_factors.csv as shown: plain set and form names, one methadone tier column, the factor
+    as a number (2 decimals on screen), the set's name for `--factor-set` last."""
     text = resources.files("analysis").joinpath("reference/mme_factors.csv").read_text(encoding="utf-8")
-    return pd.DataFrame(list(csv.DictReader(text.splitlines())))
+    f = pd.DataFrame(list(csv.DictReader(text.splitlines())))
+
+    def tier(above: str, up_to: str) -> str:
+        if not above and not up_to:
+            return ""
+        return f"above {above}" if not up_to else f"{above or 0} to {up_to}"
+
+    return pd.DataFrame({
+        "factor_set_label": f["factor_set"].map(lambda s: FACTOR_SET_SHORT.get(s, s)),
+        "ingredient": f["ingredient"], "form_group": f["form_group"].map(lambda g: FORM_GROUPS.get(g, g)),
+        "strength_unit": f["strength_unit"], "mme_factor": f["mme_factor"].astype(float),
+        "quantity_multiplier": f["quantity_multiplier"].astype(int),
+        "methadone_tier": [tier(a, b) for a, b in zip(f["daily_mg_above"], f["daily_mg_up_to"])],
+        "source": f["source"], "factor_set": f["factor_set"]})
+
+
+# analysis/reference/condition_codes.csv in words: what each value set sets, and its code systems.
+CONDITION_USES = {
+    "cancer": "Cancer: excluded",
+    "sickle_cell": "Sickle cell disease: excluded",
+    "hospice_palliative": "Hospice or palliative care: excluded",
+    "opioid_use_disorder": "Opioid use disorder: recorded, used by no measure",
+    "overdose": "Opioid overdose: an event",
+}
+CODE_SYSTEMS = {"ICD10CM": "ICD-10-CM", "SNOMED": "SNOMED CT"}
+
+
+def _condition_codes() -> pd.DataFrame:
+    """The diagnosis value sets (analysis/reference/condition_codes.csv), one row per code: what it sets,
+    the code system, the code (an ICD-10-CM prefix ends in "…": every code starting so), description, source."""
+    text = resources.files("analysis").joinpath("reference/condition_codes.csv").read_text(encoding="utf-8")
+    c = pd.DataFrame(list(csv.DictReader(text.splitlines())))
+    return pd.DataFrame({
+        "use": c["flag"].map(lambda f: CONDITION_USES.get(f, f)), "system": c["system"].map(lambda s: CODE_SYSTEMS.get(s, s)),
+        "code": [f"{code}…" if match == "prefix" else code for code, match in zip(c["code"], c["match"])],
+        "description": c["description"], "source": c["source"]})
 
 
 def _ndc_reference() -> str:
@@ -30,13 +78,69 @@ def _ndc_reference() -> str:
                 "(CDC oral MME file, September 2017, with naloxone products from FDA labels).")
     origin = {"bundled": "bundled with rxdash", "loaded": "loaded with `rxdash reference ndc`"}
     return "NDC reference in force: " + "; ".join(
-        f"**{md(r.edition)}** ({origin.get(r.origin, md(r.origin))}, {r.products:,} products: {md(r.drug_classes)})"
+        f"**{md(r.edition)}** ({origin.get(r.origin, md(r.origin))}, {r.products:,} products: "
+        f"{md(str(r.drug_classes).replace('_', ' '))})"   # opioid_analgesic reads as opioid analgesic
         for r in editions.itertuples()) + "."
 
 
-def _parameters(obj: object, source: str) -> pd.DataFrame:
-    return pd.DataFrame([{"parameter": f.name, "value": getattr(obj, f.name), "set in": source}
-                         for f in dataclasses.fields(obj)])
+def _days(v) -> str:
+    return f"{v:g} day" + ("" if v == 1 else "s")
+
+
+def _pct(v) -> str:
+    """A fraction (0.15) as a share of the baseline ("15%")."""
+    return f"{v * 100:g}%"
+
+
+# Every parameter in force, in words (README "Methods: the dose engine"): (what it sets, its value in words).
+# The code's names (analysis/dose.py, analysis/measures.py) are shown after, for engineers.
+PARAMETER_WORDS = {
+    "factor_set": ("MME conversion factors", lambda v: dose.FACTOR_SETS.get(v, str(v))),
+    "exclude": ("Exclusions", lambda v: "on (cancer, hospice or palliative care, sickle cell disease)" if v
+                else "off: every patient counted"),
+    "gap_days": ("Longest gap in supply inside one episode", _days),
+    "min_days": ("An episode is long-term when it lasts more than", _days),
+    "min_fills": ("… and has at least (fills)", lambda v: f"{v:g} fills"),
+    "min_supply": ("… or at least (days' supply)", lambda v: f"{v:g} days' supply"),
+    "baseline_days": ("Baseline: the average daily dose over the days before a taper", _days),
+    "baseline_min_mme": ("Lowest baseline for a taper", lambda v: f"{v:g} MME a day"),
+    "min_fall": ("A taper is a fall of at least", lambda v: f"{_pct(v)} of the baseline"),
+    "window_months": ("… in the average of a window of", lambda v: f"{30 * v:g} days"),
+    "followup_months": ("… starting within (the follow-up)", lambda v: f"{v:g} months of 30 days ({30 * v:g} days)"),
+    "min_level_days": ("A lower dose must last at least, to start a taper", _days),
+    "stop_days": ("Days without supply that make a discontinuation", _days),
+    "abrupt_fraction": ("A discontinuation is abrupt when the last 30 days' dose was still at least",
+                        lambda v: f"{_pct(v)} of the baseline"),
+    "gradual_max_pct": ("Gradual taper: fastest monthly fall at most", lambda v: f"{v:g}% of the baseline a month"),
+    "rapid_min_pct": ("Rapid taper: fastest monthly fall more than", lambda v: f"{v:g}% of the baseline a month"),
+    "new_start_lookback": ("A new start has no opioid supply in the days before", _days),
+    "new_start_max_days": ("A new start's first supply is long when it is over", _days),
+    "opioid_min_fills": ("Opioids with benzodiazepines: opioid fills at least", lambda v: f"{v:g} fills"),
+    "opioid_min_days": ("… and opioid supply at least", _days),
+    "benzo_min_fills": ("… benzodiazepine fills at least", lambda v: f"{v:g} fills"),
+    "benzo_min_overlap": ("… overlapping supply at least", _days),
+    "prescriber_window": ("Multiple prescribers: counted within", _days),
+    "prescriber_min": ("… at least (prescribers)", lambda v: f"{v:g} prescribers"),
+}
+# A measure's own parameter (Measure.params), in words.
+MEASURE_PARAMETER_WORDS = {"threshold_mme": "dose threshold {:g} MME a day",
+                           "naloxone_mme": "naloxone expected from {:g} MME a day"}
+
+
+def _parameters(obj: object, part: str) -> pd.DataFrame:
+    """One row per field of a parameter dataclass: setting (words), value (words and units), part, parameter
+    (the field's name in the code)."""
+    rows = []
+    for f in dataclasses.fields(obj):
+        words, value = PARAMETER_WORDS[f.name]   # a parameter without words fails here, and in the tests
+        rows.append({"setting": words, "value": value(getattr(obj, f.name)), "set in": part, "parameter": f.name})
+    return pd.DataFrame(rows)
+
+
+def _measure_parameters(params: dict) -> str:
+    """A measure's parameters in words, each with its name in the SQL after it ("dose threshold 90 MME a day
+    (`threshold_mme`)")."""
+    return "; ".join(MEASURE_PARAMETER_WORDS.get(k, k + " {}").format(v) + f" (`{k}`)" for k, v in params.items())
 
 
 def render() -> None:
@@ -48,9 +152,11 @@ def render() -> None:
                 "(abrupt discontinuation) and Spiegelhalter 2005 (funnel plots and overdispersion).")
     st.subheader("Attribution")
     st.write(measures.ATTRIBUTION_RULE)
-    st.write(f"Exclusions (on by default): {measures.EXCLUSIONS}.")
-
     f = st.session_state.get(filters.STATE)   # the sidebar's choices, when there are data
+    excluded = (f.dose() if f else dose.DoseParams()).exclude
+    st.write(f"Exclusions: {'on' if excluded else 'off (as chosen in the sidebar)'}. With exclusions on (the default), "
+             f"{measures.EXCLUSIONS} are left out of every measure; the diagnosis codes that mark them are listed "
+             "under \"Diagnoses behind the flags and events\" below.")
     st.subheader("Measures")
     for m in (f.measures() if f else measures.MEASURES):
         with st.expander(f"{m.title} ({m.id})"):
@@ -60,7 +166,7 @@ def render() -> None:
                         f"**Authored by** {m.authored_by}; **checked by** {m.checked_by}; "
                         f"**reviewed** {m.reviewed_on}; **next review** {m.next_review}.")
             if m.params:
-                st.markdown("**Measure parameters:** " + ", ".join(f"{k} = {v}" for k, v in m.params.items()))
+                st.markdown("**Measure parameters:** " + _measure_parameters(m.params) + ".")
             st.markdown(f"**SQL** (`queries/{m.query}.sql`, shared steps included):")
             st.code(queries.load(m.query), language="sql")
 
@@ -101,10 +207,15 @@ def render() -> None:
         st.caption(f"Period {f.period}; {md(f.scope)}; high-dose thresholds {f.low_mme:g} and {f.high_mme:g} MME a day "
                    "(as chosen in the sidebar).")
     st.dataframe(pd.concat([_parameters(f.dose() if f else dose.DoseParams(), "dose"),
-                            _parameters(dose.LtotParams(), "long-term"),
+                            _parameters(dose.LtotParams(), "long-term therapy"),
                             _parameters(f.tapers() if f else dose.TaperParams(), "tapers"),
-                            _parameters(measures.MeasureParams(), "measures")], ignore_index=True)
-                 .astype({"value": str}), hide_index=True, width="stretch")
+                            _parameters(measures.MeasureParams(), "measures")], ignore_index=True),
+                 hide_index=True, width="stretch",
+                 column_config={"setting": st.column_config.TextColumn("Setting", width=280),
+                                "value": st.column_config.TextColumn("Value", width=300),
+                                "set in": st.column_config.TextColumn("Part", width=100),
+                                "parameter": st.column_config.TextColumn(
+                                    "Name in the code", help="analysis/dose.py and analysis/measures.py", width=130)})
 
     st.subheader("The data's start and end")
     st.markdown(
@@ -120,7 +231,7 @@ def render() -> None:
         "exports, the report pack and the letters all use it.")
     st.markdown(
         "**Each patient's own record.** A patient's data may end before the extract date (an observation period "
-        "closes, enrolment ends, the patient dies): patients.csv may give `record_start` and `record_end`. The "
+        "closes, enrolment ends, the patient dies): patients.csv may give each patient's record start and end dates (`record_start`, `record_end`). The "
         "same rule then applies per patient, inside that window: supply that stops within 60 days of a record's "
         "end is not a discontinuation (a record that ends is not a stop), baselines, follow-ups and look-backs "
         "use only days inside it, and a patient whose window holds no measurable day of the period is left out "
@@ -132,7 +243,9 @@ def render() -> None:
         n = measures.needs(m, tapers=f.tapers() if f else dose.TaperParams())
         row = {"measure": m.title, "days before": n.before or "–", "days from the day on": n.after or "–",
                "shortest period (days)": n.min_period if n.min_period > 1 else "–",
-               "why": "; ".join(x for x in (n.before_why, n.after_why, n.period_why) if x) or "nothing outside the period"}
+               # dict.fromkeys: a reason shared by the days before and after is said once
+               "why": "; ".join(dict.fromkeys(x for x in (n.before_why, n.after_why, n.period_why) if x))
+                      or "nothing outside the period"}
         if f:
             state = f.measurability(m)
             row["this period"] = state.word or "complete"
@@ -196,19 +309,45 @@ def render() -> None:
     st.subheader("Prescribing orders")
     st.markdown(
         "- **Supply from an order.** Where prescriptions.csv holds orders (an EHR's start, end and sig) rather than "
-        "dispensings, `quantity` and `days_supply` may be blank: the days come from `end_date` (inclusive), or "
-        "quantity ÷ `units_per_day` (rounded up), or, for an open order, run to the extract date; the quantity "
-        "is `units_per_day` × the days. Given values win, and a row that nothing gives a quantity or days to is "
-        "rejected, never assumed.\n"
+        "dispensings, the quantity and the days' supply (`quantity`, `days_supply`) may be blank: the days come from "
+        "the order's last day (`end_date`, inclusive), or the quantity ÷ the units a day (`units_per_day`, rounded "
+        "up), or, for an open order, run to the extract date; the quantity is the units a day × the days. Given "
+        "values win.\n"
+        "- **Days but no quantity.** Supply whose quantity nothing gives (no quantity and no units a day, but the "
+        "days known from the days' supply or the end date: an OMOP extract with quantity 0 everywhere, a FHIR order "
+        "with no sig) is loaded with its quantity unknown: its days count as supply, and its dose is unknown "
+        "(see \"Dose unknown\" below).\n"
+        "- **Nothing is assumed.** A row that nothing gives days to is rejected with its reason: no quantity, units "
+        "a day, days' supply or end date (`no_quantity`); a quantity of 0 and no units a day "
+        "(`non_positive_quantity`); days' supply blank or 0 with neither an end date nor units a day "
+        "(`missing_days_supply`, `non_positive_days_supply`).\n"
         "- **Consecutive fills.** An order longer than the longest fill (30 days unless `rxdash load "
         "--max-fill-days` says otherwise) is stored as fills of that many days, the last taking the days left, "
-        "each at the order's daily dose; the first keeps the rx_id, the others are `<rx_id>~fill2`, `~fill3`, ....\n"
+        "each at the order's daily dose; the first keeps the prescription's id (`rx_id`), the others are "
+        "`<rx_id>~fill2`, `~fill3`, ....\n"
         "- **Cut at the extract date.** What an order plans beyond the extract date had not happened when the data "
         "were extracted: its fills stop there (the one spanning it ends on it, its quantity in proportion). Load "
         "order data with `rxdash load --extract-date`.\n"
-        "- **Measured or inferred.** Each prescription's `quantity_source` says which (`given` for a dispensing; "
-        "`sig_days`, `sig_end`, `sig_open`, `qty_end`, `qty_sig` for an order); the Data quality page shows the "
-        "split. A dose from an order is what was prescribed, not what was dispensed.")
+        "- **Measured or inferred.** Each prescription records where its quantity and days came from "
+        "(`quantity_source`): both given, a dispensing, measured (`given`); worked out from an order's sig and "
+        "days (`sig_days`, `sig_end`, `sig_open`, `qty_end`, `qty_sig`); or days given, or days to the end date, "
+        "with no quantity, dose unknown (`days_only`, `end_only`). The Data quality page shows the split. A dose "
+        "from an order is what was prescribed, not what was dispensed.")
+
+    st.subheader("Diagnoses behind the flags and events")
+    st.markdown(
+        "Contract files give each patient's flags directly (patients.csv: cancer, hospice or palliative care, "
+        "sickle cell disease, opioid use disorder; true or false, blank meaning false). An OMOP or FHIR source "
+        "(`rxdash load --format omop` or `fhir`) gives diagnoses instead: a flag is true when any diagnosis of "
+        "the patient, at any date, is in the flag's value set below (the flags carry no dates), and a diagnosis "
+        "in the overdose set is an overdose event on its date. ICD-10-CM codes match by prefix (every code "
+        "starting with it, the dot ignored: T40.2X1A is in T402…), SNOMED CT codes exactly (a concept's "
+        "descendants are not added). CMS Part D event files carry no diagnoses: their flags are false, and the "
+        "load notes that the exclusions cannot be applied. The codes and their sources are in "
+        "analysis/reference/condition_codes.csv.")
+    st.dataframe(_condition_codes(), hide_index=True, width="stretch",
+                 column_config={"use": "Used for", "system": "Code system", "code": "Code",
+                                "description": "Description", "source": "Source"})
 
     st.subheader("MME conversion factors")
     st.markdown(
@@ -221,10 +360,18 @@ def render() -> None:
         "- **Transmucosal fentanyl** has factors only in the CDC MME data file (tablets and lozenges 0.13 per "
         "mcg, films and oral sprays 0.18, nasal spray 0.16). The CDC 2022 and 2016 tables list fentanyl only "
         "as transdermal, so under them its dose is unknown.\n"
-        "- **Dose unknown, never 0 MME.** A prescription with no factor in the chosen set still counts as days "
-        "with supply, but a patient with such a prescription in supply on any day of the period is left out "
+        "- **Dose unknown, never 0 MME.** A prescription's dose is unknown when its drug has no factor in the "
+        "chosen set (tramadol and tapentadol under CDC 2016, transmucosal fentanyl under CDC 2022 and CDC 2016, a "
+        "unit outside the vocabulary), or when its quantity is unknown, under every set: supply with days but no "
+        "quantity (`quantity_source` `days_only` or `end_only`, dose status `no_quantity`; see Prescribing orders). "
+        "Such a prescription still counts as days with supply (long-term therapy, new starts, overlaps, multiple "
+        "prescribers, and no false gap that would look like a stop), but a patient with one in supply on any day "
+        "of the period is left out "
         "of the dose-based measures (high dose at 50 and 90, average dose, naloxone at 50, tapers and abrupt "
         "discontinuations, whose baseline and follow-up must have a known dose), because the known part "
         "alone would understate the dose. The pages say how many are left out, and the Overview warns when "
         "more than 1% of the period's opioid prescriptions have no dose under the chosen set.")
-    st.dataframe(_factor_table(), hide_index=True, width="stretch")
+    st.dataframe(_factor_table(), hide_index=True, width="stretch", column_config=FACTOR_COLUMNS)
+    st.caption("A patch's quantity multiplier is the 3 days it is worn (CDC 2022 and 2016: 2.4 per mcg/hr worn; the "
+               "CDC data file's 7.2 already holds the 3 days); "
+               "methadone's CDC 2016 tiers apply to the patient's total methadone mg on each day.")

@@ -256,14 +256,19 @@ def render() -> None:
     tapers_by_month, months = monthly_tapers(f)
     if tapers_by_month["tapers"].sum() or not all(m.complete for m in months):
         needs = measures.needs(f.measure("taper_rapid"), tapers=f.tapers())
-        fig = charts.shade_incomplete(
-            charts.monthly_tapers_chart(tapers_by_month, f.period), _spans(months),
-            f"Shaded months: a taper needs a {needs.before}-day baseline before its start and a {needs.after}-day "
-            f"follow-up after it; data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}.")
-        downloads.show(fig, "tapers_by_month", f, f.context("Tapers and discontinuations, by month of start"),
-                       lambda: exports.suppressed_csv(tapers_by_month, counts=["tapers"]))
+
+        def tapers_chart(min_cell: int = 0):
+            return charts.shade_incomplete(
+                charts.monthly_tapers_chart(tapers_by_month, f.period, min_cell=min_cell), _spans(months),
+                f"Shaded months: a taper needs a {needs.before}-day baseline before its start and a {needs.after}-day "
+                f"follow-up after it; data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}.")
+        downloads.show(tapers_chart(), "tapers_by_month", f, f.context("Tapers and discontinuations, by month of start"),
+                       lambda: exports.suppressed_csv(tapers_by_month, counts=["tapers"]), export=tapers_chart)
 
     if not monthly.empty:
-        downloads.show(charts.monthly_fills_chart(monthly, f.period), "opioid_fills_by_month", f,
+        def fills_chart(min_cell: int = 0):
+            return charts.monthly_fills_chart(monthly, f.period, min_cell=min_cell)
+        downloads.show(fills_chart(), "opioid_fills_by_month", f,
                        f.context("Patients filling an opioid analgesic, by month"),
-                       lambda: exports.suppressed_csv(monthly, counts=["patients", "prescriptions"]))
+                       lambda: exports.suppressed_csv(monthly, counts=["patients", "prescriptions"]),
+                       export=fills_chart)

@@ -9,19 +9,21 @@ from analysis import charts, exports, feedback, measures, stats
 from analysis.display import counted, md
 from dashboard import data, downloads, filters, viewer
 from dashboard.views import tapers as taper_view
+from dashboard.views import variation
 
 URL_KEY = "clinician"
 
 
 def peer_rows(f: filters.Filters, clinician_id: str) -> pd.DataFrame:
-    """Per clinician-level measure: the clinician's figures beside peers' (analysis.feedback.peer_row)."""
+    """Per clinician-level measure: the clinician's figures beside peers' (analysis.feedback.peer_row), and
+    `clinicians`, how many clinicians the selection compares in the measure (the clinician included)."""
     out = []
     for m in f.measures():
         if m.unit != "clinician":
             continue
         result = data.compared(m, f.measure_params(m), f.clinicians)
         if result is not None and (row := feedback.peer_row(result, m, clinician_id)) is not None:
-            out.append(row)
+            out.append({**row, "clinicians": len(result.units)})
     return pd.DataFrame(out)
 
 
@@ -93,9 +95,11 @@ def render() -> None:
         st.info(f"{md(name)} has no patients counted in these measures {f.span}. Try a longer period.",
                 icon=":material/info:")
     else:
+        # The verdict ("Compared with peers") next to the measure: at 1280 px the last of six columns was
+        # off-screen behind a scroll bar.
         table = pd.DataFrame({
             "Measure": rows["measure"],
-            "Your patients": rows["patients"],
+            "Compared with peers": rows["position"],
             "Your figure (allowing for chance)": [
                 f"{measures.describe_value(o, measures.BY_ID[i])} ({measures.describe_value(lo, measures.BY_ID[i])}"
                 f" to {measures.describe_value(hi, measures.BY_ID[i])})"
@@ -103,15 +107,34 @@ def render() -> None:
             "Peer median": [measures.describe_value(v, measures.BY_ID[i]) for i, v in zip(rows["measure_id"], rows["median"])],
             "Peers with a lower figure": [f"{p:.0f}% of {n:,}" if n else "no peer to compare with"
                                           for p, n in zip(rows["percentile"], rows["n_peers"])],
-            "Compared with peers": rows["position"],
+            "Your patients": rows["patients"],
         })
-        st.dataframe(table, hide_index=True, width="stretch")
-        title = f"{name} (diamond) among peers (grey), {f.period}"
-        export = table.rename(columns={"Your patients": "patients"})
-        downloads.show(charts.peer_strip_chart(rows, title), f"profile_{code}", f,
-                       f.context(title, clinicians=int(rows["n_peers"].max()) + 1),
-                       lambda: exports.suppressed_csv(export, counts=["patients"],
-                                                      derived=["Your figure (allowing for chance)"]))
+        # A static table: its cells wrap, so all six columns fit the page at 1280 px (a scrolling grid hid
+        # the right-hand ones, and cut the measure names).
+        st.table(table.style.hide(axis="index"))
+        compared = rows[rows["n_peers"] > 0]
+        if compared.empty:
+            # Nobody to draw beside the clinician: say why instead of a chart of lone diamonds.
+            if rows["clinicians"].max() < variation.MIN_TO_COMPARE:
+                st.info(f"**{variation.too_few_to_compare()}** {md(name)} is the only clinician with patients in "
+                        f"these measures {f.span} ({md(f.scope)}): the figures above are theirs alone, with no peer "
+                        "beside them.", icon=":material/info:")
+            else:
+                st.info(f"No peer has the {stats.MIN_DENOMINATOR} patients needed to compare with in any of these "
+                        f"measures {f.span}, so there is no chart of peers. A longer period or a wider selection "
+                        "may give one.", icon=":material/info:")
+        else:
+            title = f"{name} (diamond) among peers (grey), {f.period}"
+            export = table.rename(columns={"Your patients": "patients"})
+            def strip(min_cell: int = 0):
+                return charts.peer_strip_chart(compared, title, min_cell=min_cell)
+            downloads.show(strip(), f"profile_{code}", f, f.context(title, clinicians=int(rows["n_peers"].max()) + 1),
+                           lambda: exports.suppressed_csv(export, counts=["patients"],
+                                                          derived=["Your figure (allowing for chance)"]),
+                           export=strip)
+            if len(compared) < len(rows):
+                st.caption("Not drawn, with no peer to compare with: "
+                           + md("; ".join(rows.loc[rows["n_peers"] == 0, "measure"])) + ".")
         st.caption("Lower is not always better: the average dose, for one, carries no verdict. A figure outside "
                    "the range chance would explain is a question worth a conversation, not an answer. "
                    f"Peer median: {feedback.PEER_RULE} (the same peers as in the feedback letter). "

@@ -23,9 +23,10 @@ def trajectories(f: filters.Filters, tapers: pd.DataFrame, title: str, n: int = 
     picked = tapering.pick(tapers, n)
     segments = data.query("taper_trajectories", **f.dose().sql(), patient_ids=tuple(sorted(picked["patient_id"])))
     relative = tapering.relative_segments(segments, picked, f.data_end)
-    # Images only: the data behind are patients' own doses, which never leave the dashboard.
+    # One line per patient: no CSV ever (patients' own doses), and no image while small counts are
+    # suppressed (downloads.PATIENT_LEVEL).
     downloads.show(charts.trajectories_chart(relative, picked, title), "taper_trajectories", f,
-                   f.context(title, patients=len(picked)))
+                   f.context(title, patients=len(picked)), export=downloads.PATIENT_LEVEL)
 
 
 def render() -> None:
@@ -62,9 +63,13 @@ def render() -> None:
                       f"{(tapers['max_monthly_reduction_pct'] <= params.gradual_max_pct).mean():.0%}")
     metrics[3].metric("Abrupt discontinuations", f"{(tapers['category'] == 'abrupt_discontinuation').sum():,}")
     speeds = tapering.speed_counts(tapers)
-    downloads.show(charts.taper_speed_chart(tapers, f.period, params.gradual_max_pct, params.rapid_min_pct),
-                   "taper_speeds", f, f.context("How fast doses fell", patients=len(tapers)),
-                   lambda: exports.suppressed_csv(speeds, counts=["tapers"]))
+    def speed_chart(min_cell: int = 0):
+        return charts.taper_speed_chart(tapers, f.period, params.gradual_max_pct, params.rapid_min_pct,
+                                        min_cell=min_cell)
+    # The chart's title gives the total, so the CSV withholds a lone small bin's neighbour as the image does.
+    downloads.show(speed_chart(), "taper_speeds", f, f.context("How fast doses fell", patients=len(tapers)),
+                   lambda: exports.suppressed_csv(speeds, counts=["tapers"], total_shown=["tapers"]),
+                   export=speed_chart)
 
     by_clinician_tab, trajectories_tab, outcomes_tab = filters.tabs("panel", TABS)
     with by_clinician_tab:
@@ -92,10 +97,12 @@ def _by_clinician(f: filters.Filters, tapers: pd.DataFrame) -> None:
         if drawn["clinician_id"].nunique() < by_clinician["clinician_id"].nunique():
             st.caption(f"The {tapering.MAX_BARS} clinicians with the most tapers of {by_clinician['clinician_id'].nunique():,}; "
                        "every clinician is in the CSV.")
-        downloads.show(charts.taper_categories_chart(drawn, f.period), "taper_categories", f,
+        def categories_chart(min_cell: int = 0):
+            return charts.taper_categories_chart(drawn, f.period, min_cell=min_cell)
+        downloads.show(categories_chart(), "taper_categories", f,
                        f.context("Taper categories by clinician", clinicians=counts["clinician"].nunique(),
                                  patients=len(by_clinician)),
-                       lambda: exports.suppressed_csv(counts, counts=["tapers"]))
+                       lambda: exports.suppressed_csv(counts, counts=["tapers"]), export=categories_chart)
     st.caption("Are some clinicians' tapers faster than chance would explain? The funnel plots weigh each "
                "clinician's share against their number of tapers:")
     links = st.columns(len(RAPID_MEASURES))
@@ -113,11 +120,15 @@ def _outcomes(f: filters.Filters, tapers: pd.DataFrame) -> None:
         return
     outcomes = outcomes.merge(tapers[["patient_id", "taper_start"]], on=["patient_id", "taper_start"])
     bands = tapering.outcomes_by_band(tapers, outcomes, params.gradual_max_pct, params.rapid_min_pct)
-    downloads.show(charts.outcomes_chart(bands, f"Tapers followed by an event within 30 and 90 days, by speed, "
-                                                f"{f.period}"), "events_after_tapers", f,
+    def outcomes_chart(min_cell: int = 0):
+        return charts.outcomes_chart(bands, f"Tapers followed by an event within 30 and 90 days, by speed, {f.period}",
+                                     min_cell=min_cell)
+    downloads.show(outcomes_chart(), "events_after_tapers", f,
                    f.context("Tapers followed by an event, by speed", patients=len(tapers)),
                    lambda: exports.suppressed_csv(bands, counts=["tapers", "events_30", "events_90"],
-                                                  derived=["within_30", "within_90"]))
+                                                  derived=["within_30", "within_90"],
+                                                  parts_of={"events_30": "tapers", "events_90": "tapers"}),
+                   export=outcomes_chart)
     st.caption("Events are any emergency visit, overdose or crisis recorded for the patient after the taper "
                "started. This is a description, not a cause: faster tapers may differ in who was tapered and "
                "why (Agnoli 2021 found more overdoses and mental-health crises after faster tapers).")

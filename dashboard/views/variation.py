@@ -5,14 +5,37 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from analysis import charts, coverage, dose, dose_unknown, exports, measures, report, stats
-from analysis.display import md
+from analysis import charts, coverage, disclosure, dose, dose_unknown, exports, measures, report, stats
+from analysis.display import md, plotly_text
 from dashboard import data, downloads, filters, viewer
 
 
 TABS = ("Ranked, allowing for chance", "By clinic", "Are we converging?", "The numbers")
+
+# The Overview's rule ("where clinicians differ most"): with fewer clinicians (or clinics) than this in the
+# selection there is nothing to compare, so no funnel, ranking or spread is drawn: one point against itself.
+MIN_TO_COMPARE = 2
+
+
+def too_few_to_compare(unit_word: str = "clinicians") -> str:
+    """The sentence for a selection with fewer than MIN_TO_COMPARE units: the Overview's, the Variation page's
+    and the profile's peer comparison (one wording)."""
+    return f"Too few {unit_word} in this selection to compare. Widen the filters."
+
+
+def only_one(units: pd.DataFrame, measure: measures.Measure, pooled: float, span: str) -> str:
+    """What the one unit of a selection has, in words: 'Only Clinician AIH2N has patients in this measure
+    01 Jan 2025 to 31 Dec 2025 (15.8%, 19 patients); a funnel, a ranking or a spread by clinic needs at least
+    2 clinicians.'"""
+    unit_word = "clinics" if measure.unit == "clinic" else "clinicians"
+    who = md(units["unit_label"].iloc[0]) if len(units) else f"No {unit_word[:-1]}"
+    n = int(units["denominator"].sum())
+    return (f"Only {who} has {report.case_word(measure)} in this measure {span} "
+            f"({measures.describe_value(pooled, measure)}, {n:,} {report.case_word(measure)}); a funnel, a "
+            f"ranking or a spread by clinic needs at least {MIN_TO_COMPARE} {unit_word}.")
 
 
 def trend(f: filters.Filters, measure: measures.Measure) -> pd.DataFrame:
@@ -27,7 +50,7 @@ def trend(f: filters.Filters, measure: measures.Measure) -> pd.DataFrame:
             out.append({"quarter_start": q_start, "measurement": state.state})
             continue
         result = data.compared(measure, f.measure_params(measure, q_start, q_end), f.clinicians)
-        if result is not None and len(result.units) >= 2:
+        if result is not None and len(result.units) >= MIN_TO_COMPARE:
             out.append({"quarter_start": q_start, **stats.indices(result, measure.kind), "measurement": state.state})
     return pd.DataFrame(out)
 
@@ -91,13 +114,6 @@ def render() -> None:
                 "Try a longer period, more clinics or another measure.", icon=":material/info:")
         return
     units = f.labelled(result.units, measure)
-    shown = units[units["denominator"] >= f.min_patients]
-    percent = measure.kind == "proportion"
-    value_label = "Share of patients" if percent else measure.value_unit
-    highlight = cols[1].selectbox("Highlight", ["(nobody)"] + sorted(shown["unit_label"]), key="highlight",
-                                  help="Mark one clinician (or clinic) on the charts.")
-
-    # Show
     st.caption(measure.why)
     if dose_unknown.is_dose_based(measure.query):
         unknown = f.keep(data.query(measure.query, **{**f.measure_params(measure), "dose_unknown": True}))
@@ -106,6 +122,18 @@ def render() -> None:
             st.warning(f"{note}. A prescription in supply in the period had no MME factor under "
                        f"{dose.FACTOR_SETS[f.factor_set]}, or no quantity, so their dose cannot be computed; they are not counted "
                        "as 0 MME. The Data quality page lists the drugs.", icon=":material/warning:")
+    if len(units) < MIN_TO_COMPARE:
+        # One clinician (a clinic and specialty leaving one, or a measure only one has cases in): a funnel of
+        # one point and an empty ranking would mean nothing; say so, as the Overview does.
+        st.info(f"**{too_few_to_compare(unit_word)}** {only_one(units, measure, result.pooled, f.span)}",
+                icon=":material/info:")
+        return
+    shown = units[units["denominator"] >= f.min_patients]
+    percent = measure.kind == "proportion"
+    value_label = "Share of patients" if percent else measure.value_unit
+    highlight = _highlight_choice(cols[1], f, shown, measure)
+
+    # Show
     flagged = units[units["flag"].isin(["high", "low"])]
     judged = int((units["flag"] != "too_few").sum())
     idx = stats.indices(result, measure.kind)   # the same period statistic as the Overview and the report
@@ -136,18 +164,46 @@ def render() -> None:
         return
     lines = stats.funnel_lines(result, float(units["denominator"].max()))
     title = f"{measure.title}: {unit_word} compared, {f.period}"
-    funnel = charts.funnel_chart(shown, lines, title, value_label, result.pooled, percent, measure.direction)
-    caterpillar = charts.caterpillar_chart(shown, f"{measure.title}: shrunken values with 95% intervals, "
-                                                  f"{f.period}", value_label, result.pooled, percent)
-    if highlight != "(nobody)":
-        row = shown[shown["unit_label"] == highlight].iloc[0]
-        charts.highlight(funnel, row["denominator"], row["value"], highlight, percent)
-        rank = int((shown["shrunk_value"] < row["shrunk_value"]).sum()) + 1
-        charts.highlight(caterpillar, rank, row["shrunk_value"], highlight, percent)
+    # Each chart is a function of min_cell: 0 on screen, the disclosure rule's minimum for its files
+    # (downloads.show); the highlighted unit is marked on every one where it is drawn.
+    def drawn(min_cell: int) -> pd.DataFrame:
+        """The units a chart draws: all shown ones on screen; those the rule does not withhold in a file."""
+        if not disclosure.applies(min_cell):
+            return shown
+        return shown[~disclosure.withhold_units(shown["numerator"], shown["denominator"], not percent,
+                                                min_cell)["withheld"].to_numpy()]
+
+    def picked(min_cell: int) -> pd.Series | None:
+        rows = drawn(min_cell)
+        rows = rows[rows["unit_label"] == highlight]
+        return rows.iloc[0] if highlight != NOBODY and len(rows) else None
+
+    def funnel(min_cell: int = 0) -> go.Figure:
+        fig = charts.funnel_chart(shown, lines, title, value_label, result.pooled, percent, measure.direction,
+                                  min_cell=min_cell, unit=measure.unit)
+        if (row := picked(min_cell)) is not None:
+            charts.highlight(fig, row["denominator"], row["value"], highlight, percent)
+        return fig
+
+    def caterpillar(min_cell: int = 0) -> go.Figure:
+        fig = charts.caterpillar_chart(shown, f"{measure.title}: shrunken values with 95% intervals, {f.period}",
+                                       value_label, result.pooled, percent, min_cell=min_cell, unit=measure.unit)
+        if (row := picked(min_cell)) is not None:
+            ranks = drawn(min_cell)["shrunk_value"]
+            charts.highlight(fig, int((ranks < row["shrunk_value"]).sum()) + 1, row["shrunk_value"], highlight, percent)
+        return fig
+
+    def by_clinic(min_cell: int = 0) -> go.Figure:
+        fig = charts.clinic_distribution_chart(shown, f"{measure.title}: clinicians' shrunken values by clinic, "
+                                               f"{f.period}", value_label, result.pooled, percent, min_cell=min_cell)
+        if (row := picked(min_cell)) is not None:
+            charts.highlight(fig, plotly_text(row["clinic_name"]), row["shrunk_value"], highlight, percent)
+        return fig
+
     context = f.context(measure.title, clinicians=len(units) if measure.unit == "clinician" else None,
                         patients=int(units["denominator"].sum()) if measure.kind == "proportion" else None)
     csv = lambda: exports.measure_csv(units, measure)  # noqa: E731 - built only when the button is pressed
-    downloads.show(funnel, f"{measure.id}_funnel", f, context, csv)
+    downloads.show(funnel(), f"{measure.id}_funnel", f, context, csv, export=funnel)
     hidden = len(units) - len(shown)
     with st.expander("Technical details"):
         st.markdown(
@@ -177,13 +233,11 @@ def render() -> None:
     ranked_tab, clinic_tab, quarter_tab, table_tab = filters.tabs("view", TABS)
     with ranked_tab:
         if ranked_tab.open:
-            downloads.show(caterpillar, f"{measure.id}_ranked", f, context, csv)
+            downloads.show(caterpillar(), f"{measure.id}_ranked", f, context, csv, export=caterpillar)
     with clinic_tab:
         if clinic_tab.open:
             if measure.unit == "clinician":
-                downloads.show(charts.clinic_distribution_chart(
-                    shown, f"{measure.title}: clinicians' shrunken values by clinic, {f.period}", value_label,
-                    result.pooled, percent), f"{measure.id}_by_clinic", f, context, csv)
+                downloads.show(by_clinic(), f"{measure.id}_by_clinic", f, context, csv, export=by_clinic)
             else:
                 st.info("This measure is compared between clinics: see the funnel plot above.", icon=":material/info:")
     with quarter_tab:
@@ -199,28 +253,62 @@ def render() -> None:
                 complete = by_quarter[by_quarter["measurement"] == coverage.COMPLETE]
                 if sentence := report.trend_sentence(complete, index, name, unit_word=unit_word):
                     st.markdown(sentence)
-                fig = charts.shade_incomplete(
-                    charts.consistency_trend_chart(
-                        by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter",
-                        index),
-                    quarter_spans(by_quarter),
-                    "Shaded quarters: some of their days cannot be measured yet (see the Methods page); "
-                    f"data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}.")
-                downloads.show(fig, f"{measure.id}_by_quarter", f, context,
-                    lambda: exports.suppressed_csv(by_quarter, counts=[]))
+                if by_quarter[index].notna().any():
+                    # With no quarter estimable the sentence says so; an empty chart would not.
+                    fig = charts.shade_incomplete(
+                        charts.consistency_trend_chart(
+                            by_quarter, f"{measure.title}: are we converging? Variation between {unit_word} by quarter",
+                            index),
+                        quarter_spans(by_quarter),
+                        "Shaded quarters: some of their days cannot be measured yet (see the Methods page); "
+                        f"data run from {f.data_start:%d %b %Y} to {f.data_end:%d %b %Y}.")
+                    # The variation index by quarter: a statistic over units, no count drawn.
+                    downloads.show(fig, f"{measure.id}_by_quarter", f, context,
+                                   lambda: exports.suppressed_csv(by_quarter, counts=[]), export=downloads.NO_COUNTS)
             else:
                 st.info("Pick a period of two quarters or more to see whether variation is narrowing.",
                         icon=":material/info:")
     with table_tab:
         if table_tab.open:
-            _table(shown, measure, percent)
+            _table(shown, measure, percent, highlight)
 
 
-def _table(shown: pd.DataFrame, measure: measures.Measure, percent: bool) -> None:
-    st.caption("The numbers behind the charts: shrunken values allow for chance; flags are outside the 99.8% limits.")
-    fmt = "percent" if percent else "%.1f"
+NOBODY = "(nobody)"
+
+
+def _highlight_choice(where, f: filters.Filters, shown: pd.DataFrame, measure: measures.Measure) -> str:
+    """The Highlight box, kept in the link (`?highlight=7KQ2F`: the pseudonym's code for a clinician, the
+    clinic's id for a clinic; never a name), so a shared link marks the same unit."""
+    options = [NOBODY] + sorted(shown["unit_label"])
+    key_of = {label: (f.codes.get(u) if measure.unit == "clinician" else u)
+              for u, label in zip(shown["unit_id"], shown["unit_label"])}
+    label_of = {k: label for label, k in key_of.items() if k}
+    if (incoming := filters.fresh("highlight")) and incoming[0] in label_of:
+        st.session_state["highlight"] = label_of[incoming[0]]
+    elif st.session_state.get("highlight") not in options:   # another measure, or a narrower selection
+        st.session_state["highlight"] = st.session_state.get("_kept_highlight_label") \
+            if st.session_state.get("_kept_highlight_label") in options else NOBODY
+    chosen = where.selectbox("Highlight", options, key="highlight",
+                             help="Mark one clinician (or clinic) on every chart and table of this page; kept in "
+                                  "the page's link.")
+    if chosen != NOBODY and key_of.get(chosen):
+        filters.remember("highlight", key_of[chosen])
+        st.session_state["_kept_highlight_label"] = chosen
+    else:
+        st.session_state.pop("_kept_highlight_label", None)
+    return chosen
+
+
+def _table(shown: pd.DataFrame, measure: measures.Measure, percent: bool, highlight: str = NOBODY) -> None:
+    st.caption("The numbers behind the charts: shrunken values allow for chance; flags are outside the 99.8% limits."
+               + (f" ★ marks {md(highlight)}." if highlight != NOBODY else ""))
+    # One precision per column: shares as percentages with one decimal ("56.5%", "40.0%"), doses one decimal.
+    fmt = "%.1f%%" if percent else "%.1f"
     table = shown[["unit_label", "clinic_name", "numerator", "denominator", "value", "shrunk_value", "shrunk_lower",
                    "shrunk_upper", "flag"]].sort_values("shrunk_value", ascending=False)
+    if percent:
+        table[["value", "shrunk_value", "shrunk_lower", "shrunk_upper"]] *= 100
+    table["unit_label"] = [f"★ {x}" if x == highlight else x for x in table["unit_label"]]
     table["flag"] = table["flag"].map(lambda x: stats.FLAG_WORDS.get(x, x))
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"unit_label": "Clinic" if measure.unit == "clinic" else "Clinician",

@@ -4,8 +4,8 @@ tests/hostile.py, pointed at a local "beacon" server that counts requests. Nothi
 no dialog may open, no request may leave for another host, and each name must read as itself.
 
 Sign-in is the local OIDC provider of test_sign_in.py: the local demo shows pseudonyms, not names.
-Requests to fonts.gstatic.com are let through here: Streamlit's theme fetches its fonts from there, a
-separate issue (see the issue's notes), not caused by data.
+No request may go to any other host at all, fonts included (tests/browser/test_no_remote_requests.py checks
+the same for every page and state).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ SECRETS = AUTH_SECRETS + """
 leader = ["{leader}"]
 admin = ["{leader}"]
 """
-ALLOWED_ELSEWHERE = {"fonts.gstatic.com"}   # Streamlit's fonts: a separate issue, not from data
+ALLOWED_ELSEWHERE: set[str] = set()   # nothing leaves the machine, not even a font (issue 15, section 4)
 LOCAL = {"127.0.0.1", "localhost"}
 
 
