@@ -522,6 +522,9 @@ def taper_categories_chart(tapers: pd.DataFrame, period: str, min_cell: int = 0)
     return fit_layout(_note_below(count_axis(fig, _top(top)), note))
 
 
+NAMED_RANKS = 25   # up to this many units, a ranked chart names each one on its axis
+
+
 def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled: float, percent: bool,
                       min_cell: int = 0, unit: str = "clinician") -> go.Figure:
     """Shrunken values with 95% intervals, ranked (unit_id, shrunk_value, shrunk_lower, shrunk_upper). With
@@ -552,9 +555,15 @@ def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled:
                       yaxis_title=plotly_text(value_label), showlegend=False)
     if percent:
         share_axis(fig, [ranked["shrunk_lower"], ranked["shrunk_upper"], [pooled]])
-    # Ranks are whole numbers: ticks 1, 2, 3 ... (or every 2nd, 5th ...), never "1.5".
-    fig.update_xaxes(tickformat=",d", tick0=1 if len(ranked) <= 10 else 0, dtick=int(_nice_step(len(ranked))),
-                     range=[0.5, max(len(ranked), 1) + 0.5], autorange=False)
+    if len(ranked) <= NAMED_RANKS:
+        # A few units (a health system's clinics, a small selection): each rank is labelled with its name.
+        fig.update_xaxes(tickmode="array", tickvals=list(rank), ticktext=[plotly_text(v) for v in ranked[_label(ranked)]],
+                         tickangle=-45 if len(ranked) > 6 else 0, range=[0.5, max(len(ranked), 1) + 0.5],
+                         autorange=False, title_text=f"{unit.capitalize()} (lowest to highest shrunken value)")
+    else:
+        # Ranks are whole numbers: ticks 1, 2, 3 ... (or every 2nd, 5th ...), never "1.5".
+        fig.update_xaxes(tickformat=",d", tick0=0, dtick=int(_nice_step(len(ranked))),
+                         range=[0.5, len(ranked) + 0.5], autorange=False)
     return fit_layout(_note_below(fig, note))
 
 

@@ -49,6 +49,16 @@ def case_word(measure: measures.Measure) -> str:
     return next((w for w in ("new starts", "tapers") if measure.denominator.startswith(w)), "patients")
 
 
+# With fewer clinicians (or clinics) than this in the selection there is nothing to compare, so no funnel,
+# ranking or spread is drawn (one point against itself): the Overview, the Variation page and the profile.
+MIN_TO_COMPARE = 2
+
+
+def too_few_to_compare(unit_word: str = "clinicians") -> str:
+    """The sentence for a selection with fewer than MIN_TO_COMPARE units (one wording for every page)."""
+    return f"Too few {unit_word} in this selection to compare. Widen the filters."
+
+
 def too_few_sentence(measure: measures.Measure) -> str:
     """What a comparison says when no unit has enough cases to be judged (stats.MIN_DENOMINATOR)."""
     unit = "clinic" if measure.unit == "clinic" else "clinician"

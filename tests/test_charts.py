@@ -147,6 +147,18 @@ def test_share_labels_are_distinct_on_a_narrow_range():
     assert wide.layout.yaxis.tickformat == ".0%" and wide.layout.yaxis.range[0] == 0
 
 
+def test_a_ranked_chart_of_a_few_units_names_them_and_of_many_ticks_whole_ranks():
+    clinics = _units(5).assign(unit_label=[f"Clinic {c}" for c in "EDCBA"], shrunk_value=[0.5, 0.4, 0.3, 0.2, 0.1])
+    fig = charts.caterpillar_chart(clinics, "t", "share", 0.3, True, unit="clinic")
+    # Ranked lowest first: Clinic A (0.1) at rank 1 ... Clinic E (0.5) at 5, each rank named.
+    assert list(fig.layout.xaxis.tickvals) == [1, 2, 3, 4, 5]
+    assert list(fig.layout.xaxis.ticktext) == ["Clinic A", "Clinic B", "Clinic C", "Clinic D", "Clinic E"]
+    assert fig.layout.xaxis.title.text == "Clinic (lowest to highest shrunken value)"
+    many = charts.caterpillar_chart(_units(40), "t", "share", 0.1, True)
+    assert many.layout.xaxis.ticktext is None and many.layout.xaxis.tickformat == ",d"
+    assert many.layout.xaxis.dtick == 10 and list(many.layout.xaxis.range) == [0.5, 40.5]
+
+
 # --- Layout: titles, legends and subplot titles that do not overlap or run off (issue 15) ----------------
 
 # A caterpillar title as the Variation page writes it (107 characters: it ran off the right edge at 1280 px).

@@ -79,7 +79,7 @@ def ranking(f: filters.Filters) -> pd.DataFrame:
     out = []
     for m in f.measures():
         result = data.compared(m, f.measure_params(m), f.clinicians)
-        if result is None or len(result.units) < 2:
+        if result is None or len(result.units) < report.MIN_TO_COMPARE:
             continue
         idx = stats.indices(result, m.kind)   # the same period statistic as the report pack's reading
         flagged = int(result.units["flag"].isin(["high", "low"]).sum())
@@ -219,7 +219,7 @@ def render() -> None:
 
     st.subheader("Where clinicians differ most")
     if ranked.empty:
-        st.info("Too few clinicians in this selection to compare. Widen the filters.", icon=":material/info:")
+        st.info(report.too_few_to_compare(), icon=":material/info:")
     else:
         st.caption("Measures ranked by the median odds ratio (MOR): the typical ratio between the odds of two "
                    "clinicians picked at random, after chance is allowed for (1 = no difference; Merlo 2006). "

@@ -15,15 +15,9 @@ from dashboard import data, downloads, filters, viewer
 
 TABS = ("Ranked, allowing for chance", "By clinic", "Are we converging?", "The numbers")
 
-# The Overview's rule ("where clinicians differ most"): with fewer clinicians (or clinics) than this in the
-# selection there is nothing to compare, so no funnel, ranking or spread is drawn: one point against itself.
-MIN_TO_COMPARE = 2
-
-
-def too_few_to_compare(unit_word: str = "clinicians") -> str:
-    """The sentence for a selection with fewer than MIN_TO_COMPARE units: the Overview's, the Variation page's
-    and the profile's peer comparison (one wording)."""
-    return f"Too few {unit_word} in this selection to compare. Widen the filters."
+# Fewer clinicians (or clinics) than this: nothing to compare (analysis/report.py: one rule for every page).
+MIN_TO_COMPARE = report.MIN_TO_COMPARE
+too_few_to_compare = report.too_few_to_compare
 
 
 def only_one(units: pd.DataFrame, measure: measures.Measure, pooled: float, span: str) -> str:
