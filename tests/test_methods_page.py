@@ -66,20 +66,24 @@ def assert_plain(at, page: str) -> None:
     assert not found, found
 
 
-@pytest.fixture(scope="module")
-def methods_page(sample_duckdb):
+def _page_on_sample(page: str, sample_duckdb: str):
+    """The page run once over the sample database (module-scoped fixtures cannot use monkeypatch)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("RXDASH_DB_URL", sample_duckdb)
-    yield run("methods", timeout=300)
-    mp.undo()
+    try:
+        return run(page, timeout=300)
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def methods_page(sample_duckdb):
+    return _page_on_sample("methods", sample_duckdb)
 
 
 @pytest.fixture(scope="module")
 def quality_page(sample_duckdb):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RXDASH_DB_URL", sample_duckdb)
-    yield run("data-quality", timeout=300)
-    mp.undo()
+    return _page_on_sample("data-quality", sample_duckdb)
 
 
 def table(at, column: str) -> tuple[pd.DataFrame, dict]:
