@@ -605,7 +605,12 @@ def highlight(fig: go.Figure, x: float, y: float, name: str, percent: bool) -> g
     """Mark one unit (a clinician asked for by name or pseudonym) on a funnel or strip chart."""
     fmt = ".1%" if percent else ".1f"
     shown = plotly_text(name)
-    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name=shown, text=[shown], textposition="top center",
+    # Near the right edge the name is written to the left of the star, and never clipped by the plot area
+    # (it read "Clinician " at the last rank). Category axes (clinic names) keep it centred.
+    xs = _finite([t.x for t in fig.data if t.x is not None and len(t.x) and not isinstance(t.x[0], str)])
+    right = isinstance(x, (int, float)) and len(xs) and x >= xs.min() + 0.75 * (xs.max() - xs.min())
+    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name=shown, text=[shown], cliponaxis=False,
+                             textposition="top left" if right else "top center",
                              marker=dict(color=PALETTE[7], symbol="star", size=16, line=dict(color="white", width=1)),
                              hovertemplate=f"%{{text}}<br>%{{x}}<br>%{{y:{fmt}}}<extra></extra>"))
     return fit_layout(fig)

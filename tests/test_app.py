@@ -710,3 +710,12 @@ def test_profile_of_the_only_clinician_says_too_few_to_compare(worked):
     assert any(t.startswith(f"Daily dose around {label('D3')}") for t in titles)   # their tapers still shown
     # The verdict stands second, where a 1280 px screen shows it.
     assert list(at.table[0].value.columns[:2]) == ["Measure", "Compared with peers"]
+
+
+def test_the_ranked_chart_says_its_intervals_are_not_the_flags(worked):
+    at = run("variation", {**H1, "measure": "high_dose_50", "view": "Ranked, allowing for chance"})
+    captions = [c.value for c in at.caption]
+    said = [c for c in captions if c.startswith("Each line is a 95% interval for one clinician's shrunken value.")]
+    # The worked data are overdispersed: random-effects limits, which the caption says allow for colleagues' differences.
+    assert len(said) == 1 and "who stands out is judged on the funnel, against its limits (" in said[0]
+    assert "DerSimonian" in said[0] and "which also allow for the ordinary differences between colleagues" in said[0]

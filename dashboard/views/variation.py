@@ -228,6 +228,12 @@ def render() -> None:
     with ranked_tab:
         if ranked_tab.open:
             downloads.show(caterpillar(), f"{measure.id}_ranked", f, context, csv, export=caterpillar)
+            # A newcomer read every interval clear of the pooled line as "stands out": say what the flags use.
+            allows = (", which also allow for the ordinary differences between colleagues"
+                      if "random" in result.limits.lower() else "")
+            st.caption(f"Each line is a 95% interval for one {unit_word[:-1]}'s shrunken value. An interval clear "
+                       "of the pooled line is not a flag: who stands out is judged on the funnel, against its "
+                       f"limits ({md(result.limits)}{allows}; see Technical details).")
     with clinic_tab:
         if clinic_tab.open:
             if measure.unit == "clinician":
