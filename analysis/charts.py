@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from analysis import disclosure, tapering
-from analysis.display import plotly_text
+from analysis.display import counted, plotly_text
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies; no red/green verdicts.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -274,10 +274,6 @@ def _withheld_marks(fig: go.Figure, x, texts, min_cell: int, **where) -> go.Figu
     return fig
 
 
-def _unit_word(unit: str, n: int = 2) -> str:
-    return unit if n == 1 else f"{unit}s"
-
-
 def _withheld_units(units: pd.DataFrame, percent: bool, min_cell: int) -> pd.Series:
     """Which units an exported chart does not draw individually (disclosure.withhold_units), as a mask."""
     if not disclosure.applies(min_cell) or units.empty:
@@ -504,7 +500,7 @@ def taper_categories_chart(tapers: pd.DataFrame, period: str, min_cell: int = 0)
         few = counts.sum(axis=1) < min_cell
         if few.any():
             note = (f"Not drawn (fewer than {min_cell} tapers each): "
-                    f"{disclosure.count_phrase(int(few.sum()), 'clinician', 0)}.")
+                    f"{counted(int(few.sum()), 'clinician')}.")
         counts = counts[~few]
     names = [plotly_text(c) for c in counts.index]   # clinician labels (names for leaders) on the axis
     drawn = counts.astype(object)

@@ -130,7 +130,7 @@ def html(fig: go.Figure, context: Context) -> bytes:
 def suppressed_csv(table: pd.DataFrame, counts: Sequence[str], derived: Sequence[str] = (), min_cell: int = 11,
                    total_shown: Sequence[str] = (), parts_of: dict[str, str] | None = None) -> bytes:
     """The table as CSV under the disclosure rule (analysis.disclosure.table): every count from 1 to
-    min_cell - 1 written "<11", the columns that would give it away (shares, shrunken values) blanked on the
+    min_cell - 1 left blank, the columns that would give it away (shares, shrunken values) blanked on the
     same rows, `withheld_why` saying why; `total_shown` names count columns whose total the chart shows
     (complementary suppression down the column); `parts_of` names counts that are parts of another (events of
     tapers), withheld when the remainder is small. min_cell <= 1 turns this off."""
@@ -171,7 +171,7 @@ UNIT_COLUMNS = ["measure_id", "unit", "unit_label", "clinic_name", "numerator", 
 
 def measure_csv(units: pd.DataFrame, measure: measures.Measure, min_cell: int = 11) -> bytes:
     """A measure's units (labelled: unit_label, clinic_name) as CSV under the disclosure rule, as `rxdash
-    summarize` writes them (summary.suppress: small numerators, denominators and complements written "<11",
+    summarize` writes them (summary.suppress: small numerators, denominators and complements left blank,
     with complementary suppression; flags kept; `withheld_why` per row). Ids never leave: clinicians appear by
     pseudonym."""
     from analysis import summary

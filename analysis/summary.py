@@ -190,10 +190,9 @@ def taper_counts(tapers: pd.DataFrame, min_cell: int = 11) -> pd.DataFrame:
     """tapers.csv at default settings: one row per clinician (clinician_id, clinic_id) with counts of tapers and
     discontinuations starting in the period, by category, and how many are provisional (follow-up not over).
 
-    Disclosure rule (CMS cell-size policy, the one every export follows): a count from 1 to min_cell - 1 is
-    written "<11" (for min_cell 11); if a row then withholds exactly one category while its total is shown, the
-    next smallest category is withheld too ("withheld": total minus the others would give the small count back);
-    a small total withholds every category. `withheld_why` says why each row withholds what it does.
+    Disclosure rule (analysis.disclosure, the one every export follows): a count from 1 to min_cell - 1 is left
+    blank; if a row then withholds exactly one category while its total is shown, the next smallest category is
+    blank too (total minus the others would give the small count back); a small total withholds every category. `withheld_why` says why each row withholds what it does.
     Patient-level rows (taper_table) leave only with min_cell 0 or 1 (`rxdash summarize --min-cell 0`)."""
     categories = list(TAPER_COUNT_COLUMNS[1:5])
     t = tapers.assign(provisional=tapers["follow_up"].eq(coverage.PROVISIONAL))

@@ -12,7 +12,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis import exports
+from analysis import disclosure, exports
 from analysis.display import file_part
 from dashboard import filters, viewer
 
@@ -51,7 +51,7 @@ def exported(fig: go.Figure, export: ExportFigure, min_cell: int) -> go.Figure |
     if export == NO_COUNTS:
         return fig
     if export == PATIENT_LEVEL:
-        return None if min_cell > 1 else fig
+        return None if disclosure.applies(min_cell) else fig
     raise ValueError(f"unknown export rule {export!r}")
 
 
@@ -69,7 +69,7 @@ def show(fig: go.Figure, name: str, f: filters.Filters, context: exports.Context
     st.plotly_chart(fig, theme=None, width="stretch")
     if not allowed():
         return
-    images = not (export == PATIENT_LEVEL and context.min_cell > 1)
+    images = not (export == PATIENT_LEVEL and disclosure.applies(context.min_cell))
     if not images:
         st.caption("This chart draws one line per patient: no image of it leaves the dashboard while counts "
                    "from 1 to 10 are suppressed.")
