@@ -1,10 +1,13 @@
 """Database access: where the URL comes from, engines for DuckDB and PostgreSQL, and the schema."""
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import tomllib
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import sqlalchemy as sa
 
@@ -12,7 +15,9 @@ import queries
 
 ENV_VAR = "RXDASH_DB_URL"
 DEFAULT_URL = "duckdb:///rxdash.duckdb"
-SUPPORTED = ("duckdb", "postgresql")
+SUPPORTED = ("duckdb", "postgresql", "spark")
+# URL schemes of each engine: Spark is embedded (spark://local[N]) or a Spark Connect server (sc://HOST:PORT).
+SCHEMES = {"duckdb": "duckdb", "postgresql": "postgresql", "spark": "spark", "sc": "spark"}
 DUCKDB_MEMORY_ENV = "RXDASH_DUCKDB_MEMORY_LIMIT"
 DUCKDB_MEMORY_DEFAULT = "3GB"
 
@@ -35,18 +40,24 @@ def resolve_url(flag: str | None = None) -> str:
 
 
 def dialect_of(url_or_engine: str | sa.Engine) -> str:
-    """'duckdb' or 'postgresql'; any other backend is refused with the list of supported ones."""
+    """'duckdb', 'postgresql' or 'spark'; any other backend is refused with the list of supported ones."""
     url = url_or_engine.url if isinstance(url_or_engine, sa.Engine) else sa.make_url(url_or_engine)
-    name = url.get_backend_name()
-    if name not in SUPPORTED:
-        raise ValueError(f"database '{name}' is not supported; use one of: {', '.join(SUPPORTED)}")
+    name = SCHEMES.get(url.get_backend_name())
+    if name is None:
+        raise ValueError(f"database '{url.get_backend_name()}' is not supported; use one of: "
+                         "duckdb:///FILE, postgresql://..., spark://local[N], sc://HOST:PORT")
     return name
 
 
 def make_engine(url: str, read_only: bool = False, schema: str | None = None) -> sa.Engine:
-    """An engine for the URL; read_only opens DuckDB read-only or makes PostgreSQL sessions read-only."""
+    """An engine for the URL; read_only opens DuckDB read-only or makes PostgreSQL sessions read-only (Spark
+    has no read-only sessions: the dashboard only reads). schema: PostgreSQL's search path, Spark's database."""
     parsed = sa.make_url(url)
     name = dialect_of(url)
+    if name == "spark":
+        from analysis import spark
+
+        return spark.make_engine(url, schema=schema)
     connect_args: dict = {}
     if name == "duckdb":
         if parsed.database and parsed.database != ":memory:":
@@ -74,9 +85,30 @@ def make_engine(url: str, read_only: bool = False, schema: str | None = None) ->
     return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
 
 
+_ADD_COLUMN = re.compile(r"alter table (?P<table>\w+) add column if not exists (?P<column>\w+) (?P<type>[\w ]+)$",
+                         re.IGNORECASE)
+
+
 def init_schema(conn: sa.Connection) -> None:
     """Create the tables and the parsing functions if they are missing (idempotent)."""
     dialect = conn.dialect.name
+    if dialect == "spark":
+        from analysis.spark_sql import NATIVE
+
+        # Spark has no `add column if not exists`: a column the schema adds later is added when missing.
+        # The schema's other `alter table` steps change a DuckDB or PostgreSQL database made by an earlier
+        # version; a Spark database is made by this one, and has the columns as created.
+        for statement in queries.statements("schema"):
+            added = _ADD_COLUMN.match(statement.strip())
+            if not statement.lstrip().lower().startswith("alter table"):
+                conn.exec_driver_sql(statement)
+            elif not added:
+                continue
+            elif added["column"] not in conn.connection.driver_connection.columns_of(added["table"]):
+                conn.exec_driver_sql(f"alter table {added['table']} add columns ({added['column']} {added['type']})")
+        for statement in queries.statements("functions", dialect):
+            conn.exec_driver_sql(f"{NATIVE}\n{statement}")
+        return
     for statement in queries.statements("schema") + queries.statements("functions", dialect):
         conn.exec_driver_sql(statement)
 
@@ -104,6 +136,20 @@ def is_current(conn: sa.Connection) -> bool:
                for table, columns in LATER_COLUMNS.items())
 
 
+@contextlib.contextmanager
+def all_or_nothing(conn: sa.Connection, fresh: set[str]) -> Iterator[None]:
+    """What makes a load all or nothing inside `engine.begin()`: the transaction on DuckDB and PostgreSQL;
+    on Spark, which has none, a staging database swapped in on success (analysis.spark.staged_load; fresh:
+    the tables the load makes again from nothing, which need no copy)."""
+    if conn.dialect.name != "spark":
+        yield
+        return
+    from analysis import spark
+
+    with spark.staged_load(conn, fresh):
+        yield
+
+
 def read_frame(conn: sa.Connection, name: str, params: dict[str, object] | None = None):
     """Run queries/<name>.sql with bound parameters and return a pandas DataFrame."""
     import pandas as pd
@@ -117,6 +163,8 @@ def read_frame(conn: sa.Connection, name: str, params: dict[str, object] | None 
     if lists:
         statement = statement.bindparams(*lists)
     result = conn.execute(statement, {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()})
+    if conn.dialect.name == "spark" and result.returns_rows:
+        return result.cursor.arrow.to_pandas()   # Spark sends the rows as Arrow (analysis.spark.Cursor)
     if conn.dialect.name == "duckdb" and result.returns_rows:
         # DuckDB hands the rows over as one Arrow table: 2-3x faster than building Python row objects, and
         # the same frame (dates stay datetime.date, text stays text).

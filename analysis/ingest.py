@@ -472,11 +472,18 @@ def _relation_batches(reader: duckdb.DuckDBPyConnection, staged: _StagedRelation
         yield pa.RecordBatch.from_arrays(batch.columns, names=["line_no", *staged.spec.columns])
 
 
+SPARK_BATCH_ROWS = 500_000
+
+
 def bulk_insert(conn: sa.Connection, table: str, columns: tuple[str, ...],
                 batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> None:
-    """Insert Arrow batches: DuckDB scans them in place, PostgreSQL receives them through COPY."""
+    """Insert Arrow batches: DuckDB scans them in place, PostgreSQL receives them through COPY, Spark receives
+    them as Arrow data frames of up to SPARK_BATCH_ROWS rows (Spark Connect's messages are bounded)."""
     column_list = ", ".join(columns)
     raw = conn.connection.driver_connection
+    if conn.dialect.name == "spark":
+        raw.insert_arrow(table, columns, batches, schema, SPARK_BATCH_ROWS)
+        return
     if conn.dialect.name == "duckdb":
         source = pa.RecordBatchReader.from_batches(schema, batches)
         raw.register("rx_bulk_source", source)
@@ -898,6 +905,13 @@ def load_source(engine: sa.Engine, source: Path | str, format: str = "contract",
         reader.close()
 
 
+def _rebuilt_tables(replace: bool) -> set[str]:
+    """The tables a load makes again from nothing: the derived ones, the shipped references and, with
+    --replace, the contract's tables (analysis.db.all_or_nothing need not copy them first)."""
+    return {*db.DERIVED_TABLES, "ref_drug_classes", "ref_mme_factors",
+            *((spec.name for spec in TABLES) if replace else ())}
+
+
 def _load(engine: sa.Engine, reader: duckdb.DuckDBPyConnection, staged_files: list,
           adapted: sources.Adapted | None, source_label: str, rejects_path: Path, replace: bool, strict: bool,
           as_of: dt.date, progress: Progress | None, extract_date: dt.date | None,
@@ -913,7 +927,7 @@ def _load(engine: sa.Engine, reader: duckdb.DuckDBPyConnection, staged_files: li
             writer = csv.writer(out, lineterminator="\r\n")
             writer.writerow(REJECT_COLUMNS)
             try:
-                with engine.begin() as conn:
+                with engine.begin() as conn, db.all_or_nothing(conn, _rebuilt_tables(replace)):
                     db.init_schema(conn)
                     if replace:
                         for spec in reversed(TABLES):

@@ -104,7 +104,8 @@ def _plain_errors(url: str, name: str):
             f"({md(_safe(url))}) and that the server is running.") from None
     except (sa.exc.ProgrammingError, sa.exc.DBAPIError) as e:
         text = _first_line(e)
-        if "does not exist" in text or "Catalog Error" in text:
+        # PostgreSQL: "does not exist"; DuckDB: "Catalog Error"; Spark: TABLE_OR_VIEW_NOT_FOUND.
+        if "does not exist" in text or "Catalog Error" in text or "TABLE_OR_VIEW_NOT_FOUND" in text:
             raise DataUnavailable(
                 "The database has no prescribing data yet, or was loaded by an older version of rxdash. "
                 "Load your data with `rxdash load DIR` (add `--replace` to load it again), "

@@ -1,15 +1,17 @@
 """Fixtures: a real DuckDB file and a real PostgreSQL schema for every database test."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
 
-from analysis import db
+from analysis import db, spark_sql
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
@@ -33,12 +35,22 @@ def _pg_schema_engine() -> tuple[sa.Engine, sa.Engine, str]:
     return admin, db.make_engine(PG_URL, schema=schema), schema
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
-def engine(request, tmp_path):
-    """An empty database of each kind: a DuckDB file, and a fresh PostgreSQL schema dropped afterwards."""
-    if request.param == "duckdb":
-        eng = db.make_engine(f"duckdb:///{tmp_path / 'test.duckdb'}")
+@contextlib.contextmanager
+def empty_database(kind: str, folder: Path, request) -> Iterator[sa.Engine]:
+    """An empty database of one kind: a DuckDB file in folder, a fresh PostgreSQL schema, or a fresh
+    database on the test session's Spark Connect server; dropped afterwards."""
+    if kind == "duckdb":
+        eng = db.make_engine(f"duckdb:///{folder / 'test.duckdb'}")
         yield eng
+        eng.dispose()
+        return
+    if kind == "spark":
+        server = request.getfixturevalue("spark_server")
+        name = f"rxtest_{uuid.uuid4().hex[:10]}"
+        eng = db.make_engine(server.url, schema=name)
+        yield eng
+        with eng.connect() as conn:
+            conn.exec_driver_sql(f"{spark_sql.NATIVE} drop database if exists {name} cascade")
         eng.dispose()
         return
     admin, eng, schema = _pg_schema_engine()
@@ -47,6 +59,35 @@ def engine(request, tmp_path):
     with admin.begin() as conn:
         conn.exec_driver_sql(f"drop schema {schema} cascade")
     admin.dispose()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def engine(request, tmp_path):
+    """An empty database of each kind: a DuckDB file, and a fresh PostgreSQL schema dropped afterwards."""
+    with empty_database(request.param, tmp_path, request) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgresql", "spark"])
+def module_engine(request, tmp_path_factory):
+    """An empty database of each kind, Apache Spark (through Spark Connect) included, shared by a module's
+    tests that only read what one load put there: a Spark load takes about a minute."""
+    with empty_database(request.param, tmp_path_factory.mktemp(request.param), request) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="session")
+def spark_server(tmp_path_factory):
+    """One Spark Connect server for the test session (pyspark's own sbin/start-connect-server.sh, on
+    127.0.0.1, logs and warehouse in a temporary folder): the tests talk to it as to a cluster."""
+    from analysis import spark
+
+    try:
+        server = spark.ConnectServer(tmp_path_factory.mktemp("spark"))
+    except Exception as e:   # CI must run these tests: fail loudly, never skip
+        pytest.fail(f"the Spark Connect server did not start (Java 17 or 21 and pyspark are needed): {e}")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

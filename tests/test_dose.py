@@ -32,6 +32,11 @@ def monthly(pid: str, start: dt.date, doses: list[float], every: int = 30) -> li
             for i, mme in enumerate(doses)]
 
 
+# The dose rules that every measure rests on run on Spark too (a Spark load takes about 40 s, so not every
+# dose test does; the taper and measure tests load once per module on every engine).
+ALL_ENGINES = pytest.mark.parametrize("engine", ["duckdb", "postgresql", "spark"], indirect=True)
+
+
 def load(engine, tmp_path, patients, prescriptions, events=(), extract_date=None):
     folder = write_dataset(tmp_path / "d", clinics=CLINICS, clinicians=CLINICIANS, patients=patients,
                            prescriptions=prescriptions, events=list(events))
@@ -59,6 +64,7 @@ FACTORS = {
 SETS = ("cdc2022", "cdc2016", "cdc_file_2018")
 
 
+@ALL_ENGINES
 def test_each_factor_in_each_set(engine, tmp_path):
     # "<Ingredient> 10 MG Oral Tablet", 60 tablets for 30 days = 20 mg a day; MME = 20 x factor.
     rows = [fill(ing, "P1", D(2025, 1, 1), f"{ing.title()} 10 MG Oral Tablet", 60, 30) for ing in FACTORS]
@@ -125,6 +131,7 @@ def test_buprenorphine_naloxone_and_benzodiazepines_never_enter_mme(engine, tmp_
 METHADONE = "Methadone Hydrochloride 10 MG Oral Tablet"
 
 
+@ALL_ENGINES
 def test_methadone_single_factor_2022_and_tiers_of_the_patients_total_2016(engine, tmp_path):
     # P1: one prescription, 90 tablets of 10 mg in 30 days = 30 mg a day.
     #   cdc2022: 30 x 4.7 = 141. cdc2016: 30 mg is in the 21-40 tier, factor 8: 240. 2018 file: 30 x 3 = 90.
@@ -156,6 +163,7 @@ def test_methadone_single_factor_2022_and_tiers_of_the_patients_total_2016(engin
 MONTHS_2025 = dose.period_grid(D(2025, 1, 1), D(2025, 3, 31), "month")
 
 
+@ALL_ENGINES
 def test_overlapping_prescriptions_sum_on_shared_days(engine, tmp_path):
     # Oxycodone 10 mg 60 tablets / 30 days from Jan 1 = 30 MME (Jan 1-30); hydrocodone 10 mg 30 tablets /
     # 30 days from Jan 16 = 10 MME (Jan 16 - Feb 14). Daily: Jan 1-15 30, Jan 16-30 40, Jan 31 - Feb 14 10.
@@ -330,8 +338,10 @@ def taper_data():
 TAPERS = dose.TaperParams().sql(DATA_START, DATA_END)
 
 
-@pytest.fixture
-def tapers(engine, tmp_path):
+@pytest.fixture(scope="module")
+def tapers(module_engine, tmp_path_factory):
+    """The taper cases, loaded once per database kind (DuckDB, PostgreSQL, Spark); the tests only read."""
+    engine, tmp_path = module_engine, tmp_path_factory.mktemp("tapers")
     data = taper_data()
     pts = [patient(p, cancer="1" if p == "CANCER" else "0", hospice="true" if p == "HOSPICE" else "0") for p in data]
     # An ED visit 20 days after the abrupt stop, and one 400 days after it (outside the year).
@@ -431,6 +441,7 @@ def test_stored_tapers_equal_the_tapers_measured_from_scratch(tapers):
     assert wider.set_index("patient_id").loc["STEP", "category"] == "gradual"   # 50%/month under a 60% band
 
 
+@ALL_ENGINES
 def test_stored_long_term_episodes_equal_the_episodes_measured_from_scratch(engine, tmp_path):
     load(engine, tmp_path, [patient(p) for p in LTOT_CASES], [r for rows, _ in LTOT_CASES.values() for r in rows])
     live = run(engine, "ltot_episodes", **LTOT).sort_values(["patient_id", "episode_no"]).reset_index(drop=True)

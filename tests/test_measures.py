@@ -95,13 +95,15 @@ EXPECTED = {
 EXPECTED["mean_daily_mme"] = EXPECTED["high_dose_90"]
 
 
-@pytest.fixture
-def loaded(engine, tmp_path):
+@pytest.fixture(scope="module")
+def loaded(module_engine, tmp_path_factory):
+    """The hand-built data set, loaded once per database kind (DuckDB, PostgreSQL, Spark); tests only read."""
+    tmp_path = tmp_path_factory.mktemp("measures")
     patients, rows = dataset()
     folder = write_dataset(tmp_path / "d", clinics=CLINICS, clinicians=CLINICIANS, patients=patients,
                            prescriptions=rows, events=[])
-    ingest.load_directory(engine, folder, tmp_path / "rejects.csv", as_of=D(2026, 11, 1))
-    return engine
+    ingest.load_directory(module_engine, folder, tmp_path / "rejects.csv", as_of=D(2026, 11, 1))
+    return module_engine
 
 
 def fetch(engine, measure):
