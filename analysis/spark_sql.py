@@ -45,8 +45,7 @@ NATIVE = "/* spark sql */"   # (analysis.spark.NATIVE_SQL, which cannot import t
 FUNCTION_TYPES = {"rx_parse_date": "DATE", "rx_parse_number": "DOUBLE", "rx_parse_whole": "INT",
                   "rx_parse_bool": "BOOLEAN"}
 # Parameters that are dates wherever the SQL files use them (bound from datetime.date values).
-DATE_PARAMETERS = {"as_of", "extract_date", "data_start", "data_end", "period_start", "period_end", "start",
-                   "end", "d", "extract", "start_date", "end_date", "from_date", "to_date"}
+DATE_PARAMETERS = {"as_of", "extract_date", "data_start", "data_end", "start", "end", "d"}
 
 # Stands for a per-execution token in scratch table names (analysis.spark.Cursor replaces it).
 MARK = "rxmark"
@@ -168,19 +167,9 @@ class Translation:
                            [s.replace(MARK, token) for s in self.after])
 
 
-class _Cache:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.texts: dict[str, Translation] = {}
-
-
-_cache = _Cache()
-
-
-def forget(table: str | None = None) -> None:
-    """Drop remembered translations (a scratch table was made again, perhaps with other columns)."""
-    with _cache.lock:
-        _cache.texts.clear()
+# Translations by statement text: each distinct statement is typed and transpiled once per process.
+_translated: dict[str, Translation] = {}
+_translated_lock = threading.Lock()
 
 
 def to_spark(sql: str, lookup: TableLookup | None = None) -> Translation:
@@ -190,8 +179,8 @@ def to_spark(sql: str, lookup: TableLookup | None = None) -> Translation:
     and chk_ tables), or None. Raises sqlglot.errors.ParseError for text that is not one SQL statement."""
     if sql.lstrip().startswith(NATIVE):
         return Translation([], sql, [])
-    with _cache.lock:
-        done = _cache.texts.get(sql)
+    with _translated_lock:
+        done = _translated.get(sql)
     if done is not None:
         return done
     node = sqlglot.parse_one(sql, read=READ)
@@ -209,8 +198,8 @@ def to_spark(sql: str, lookup: TableLookup | None = None) -> Translation:
             node = _typed(node, lookup)
         node = node.transform(_generate_series).transform(_not_operand)
         out = _materialised(node)
-    with _cache.lock:
-        _cache.texts[sql] = out
+    with _translated_lock:
+        _translated[sql] = out
     return out
 
 
