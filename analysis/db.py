@@ -18,6 +18,11 @@ DEFAULT_URL = "duckdb:///rxdash.duckdb"
 SUPPORTED = ("duckdb", "postgresql", "spark")
 # URL schemes of each engine: Spark is embedded (spark://local[N]) or a Spark Connect server (sc://HOST:PORT).
 SCHEMES = {"duckdb": "duckdb", "postgresql": "postgresql", "spark": "spark", "sc": "spark"}
+SCHEMA_ENV = "RXDASH_SCHEMA"
+# A schema (PostgreSQL) or database (Spark) name as the operator gives it with --schema: lower case, as both
+# engines fold unquoted names, and never more than PostgreSQL's 63 bytes. Anything else is refused, not quoted:
+# the name goes into a connection option (search_path) where quoting rules differ from SQL's.
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 DUCKDB_MEMORY_ENV = "RXDASH_DUCKDB_MEMORY_LIMIT"
 DUCKDB_MEMORY_DEFAULT = "3GB"
 
@@ -39,6 +44,23 @@ def resolve_url(flag: str | None = None) -> str:
     return flag or os.environ.get(ENV_VAR) or secrets_url() or DEFAULT_URL
 
 
+def resolve_schema(flag: str | None = None) -> str | None:
+    """The schema (PostgreSQL) or database (Spark) holding rxdash's tables: --schema, else $RXDASH_SCHEMA,
+    else None (the URL's own: PostgreSQL's search path, Spark's ?database= or its current database)."""
+    return flag or os.environ.get(SCHEMA_ENV) or None
+
+
+def check_schema(name: str, dialect: str) -> str:
+    """`name` when it may name rxdash's schema on `dialect`; ValueError with one plain line otherwise."""
+    if dialect == "duckdb":
+        raise ValueError("--schema names a PostgreSQL schema or a Spark database; a DuckDB file holds one data "
+                         "set (choose another file with --db)")
+    if not SCHEMA_NAME.fullmatch(name):
+        raise ValueError(f"--schema {name[:80]!r}: a schema name is lower-case letters, digits and _, starting with a "
+                         "letter or _, at most 63 characters")
+    return name
+
+
 def dialect_of(url_or_engine: str | sa.Engine) -> str:
     """'duckdb', 'postgresql' or 'spark'; any other backend is refused with the list of supported ones."""
     url = url_or_engine.url if isinstance(url_or_engine, sa.Engine) else sa.make_url(url_or_engine)
@@ -51,9 +73,13 @@ def dialect_of(url_or_engine: str | sa.Engine) -> str:
 
 def make_engine(url: str, read_only: bool = False, schema: str | None = None) -> sa.Engine:
     """An engine for the URL; read_only opens DuckDB read-only or makes PostgreSQL sessions read-only (Spark
-    has no read-only sessions: the dashboard only reads). schema: PostgreSQL's search path, Spark's database."""
+    has no read-only sessions: the dashboard only reads). schema: PostgreSQL's search path, Spark's database
+    (check_schema's rules; ValueError otherwise); a writing engine creates it when missing, a read-only one
+    does not (a reader finds no tables there, which the pages and commands say in plain words)."""
     parsed = sa.make_url(url)
     name = dialect_of(url)
+    if schema is not None:
+        check_schema(schema, name)
     if name == "spark":
         from analysis import spark
 
@@ -82,7 +108,17 @@ def make_engine(url: str, read_only: bool = False, schema: str | None = None) ->
         options.append(str(parsed.query["options"]))
         parsed = parsed.difference_update_query(["options"])
     connect_args["options"] = " ".join(options)
-    return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    engine = sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    if schema and not read_only:
+        @sa.event.listens_for(engine, "first_connect")
+        def create_schema(dbapi_connection, _record) -> None:
+            # The name passed check_schema; quote_identifier is PostgreSQL's own quoting all the same.
+            with dbapi_connection.cursor() as cur:
+                cur.execute("select 1 from pg_namespace where nspname = %s", (schema,))
+                if cur.fetchone() is None:
+                    cur.execute(f"create schema if not exists {engine.dialect.identifier_preparer.quote_identifier(schema)}")
+                    dbapi_connection.commit()
+    return engine
 
 
 _ADD_COLUMN = re.compile(r"alter table (?P<table>\w+) add column if not exists (?P<column>\w+) (?P<type>[\w ]+)$",
@@ -137,16 +173,17 @@ def is_current(conn: sa.Connection) -> bool:
 
 
 @contextlib.contextmanager
-def all_or_nothing(conn: sa.Connection, fresh: set[str]) -> Iterator[None]:
+def all_or_nothing(conn: sa.Connection, fresh: set[str], only: set[str] | None = None) -> Iterator[None]:
     """What makes a load all or nothing inside `engine.begin()`: the transaction on DuckDB and PostgreSQL;
     on Spark, which has none, a staging database swapped in on success (analysis.spark.staged_load; fresh:
-    the tables the load makes again from nothing, which need no copy)."""
+    the tables the load makes again from nothing, which need no copy; only: the tables it changes, when it
+    changes no other)."""
     if conn.dialect.name != "spark":
         yield
         return
     from analysis import spark
 
-    with spark.staged_load(conn, fresh):
+    with spark.staged_load(conn, fresh, only):
         yield
 
 

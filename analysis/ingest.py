@@ -36,7 +36,7 @@ from analysis import db
 from analysis.display import counted, spreadsheet_safe
 from analysis.errors import LoadError
 from analysis.dose import FACTOR_SETS, LtotParams, TaperParams
-from analysis import ndc, rxcui, sources
+from analysis import contract_parquet, ndc, rxcui, sources
 from analysis.drugs import identify_drug
 
 BATCH_ROWS = 500_000
@@ -148,6 +148,8 @@ class TableReport:
     orders_split: int = 0
     # For a source format: {file number: (rows loaded, rows skipped by reason, rows rejected by reason)}.
     by_source: dict[int, tuple[int, Counter, Counter]] = field(default_factory=dict)
+    # The contract file the rows came from ("prescriptions.csv", "prescriptions.parquet"); "" for a source format.
+    file: str = ""
 
 
 @dataclass
@@ -523,8 +525,13 @@ def _stage(conn: sa.Connection, reader: duckdb.DuckDBPyConnection, staged: _Stag
 
     def counted() -> Iterator[pa.RecordBatch]:
         done = 0
-        for batch in (_relation_batches(reader, staged) if isinstance(staged, _StagedRelation)
-                      else _batches(reader, staged)):
+        if isinstance(staged, _StagedRelation):
+            source = _relation_batches(reader, staged)
+        elif isinstance(staged, contract_parquet.ParquetTable):
+            source = contract_parquet.batches(reader, staged, BATCH_ROWS)
+        else:
+            source = _batches(reader, staged)
+        for batch in source:
             done += batch.num_rows
             yield batch
             if progress:
@@ -625,7 +632,8 @@ def _check_and_insert(conn: sa.Connection, staged: _StagedFile, as_of: dt.date, 
     # nor rejected, only counted. The column list is the checked SQL's own, never input.
     skips = "skip_reason" in conn.exec_driver_sql(f"select * from chk_{name} where 1 = 0").keys()
     loaded = "reason_code is null" + (" and skip_reason is null" if skips else "")
-    report = TableReport(name, ignored_columns=staged.ignored)
+    report = TableReport(name, ignored_columns=staged.ignored,
+                         file="" if isinstance(staged, _StagedRelation) else staged.label)
     if name == "prescriptions":
         # An order longer than max_fill_days becomes consecutive fills (queries/prescription_fills.sql);
         # the other columns are the checked line's. One checked line is still one row loaded.
@@ -790,18 +798,24 @@ def _check_options(as_of: dt.date, extract_date: dt.date | None, max_fill_days: 
                         f"not {max_fill_days!r}")
 
 
-def _contract_files(reader: duckdb.DuckDBPyConnection, directory: Path) -> list[_StagedFile]:
+def _contract_files(reader: duckdb.DuckDBPyConnection, directory: Path) -> list:
+    """Each contract table's file in the folder, checked and counted: `<table>.csv` (_StagedFile) or
+    `<table>.parquet` (a file or a folder of part files: analysis.contract_parquet.ParquetTable)."""
     if not directory.is_dir():
         raise LoadError(f"{directory}: not a folder")
-    files = []
+    found = []
     for spec in TABLES:
-        path = directory / spec.file_name
-        if not path.is_file():
-            if spec.file_required:
-                raise LoadError(f"{spec.file_name}: not found in {directory}")
-            continue
-        files.append((spec, path, read_header(path, spec)))
-    return [_scan(reader, spec, path, header) for spec, path, header in files]
+        path, parquet = directory / spec.file_name, contract_parquet.path_for(directory, spec)
+        if parquet is not None and path.exists():
+            raise LoadError(f"{directory}: holds both {spec.file_name} and {parquet.name}; keep the one to load")
+        if parquet is not None:
+            found.append((spec, parquet, None))
+        elif path.is_file():
+            found.append((spec, path, read_header(path, spec)))
+        elif spec.file_required:
+            raise LoadError(f"{spec.file_name} (or {spec.name}{contract_parquet.SUFFIX}): not found in {directory}")
+    return [contract_parquet.read(reader, spec, path) if header is None else _scan(reader, spec, path, header)
+            for spec, path, header in found]
 
 
 def _adapted_relations(reader: duckdb.DuckDBPyConnection, adapted: sources.Adapted) -> list[_StagedRelation]:

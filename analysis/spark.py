@@ -458,13 +458,15 @@ def _quoted(name: str) -> str:
 
 
 @contextlib.contextmanager
-def staged_load(conn: sa.Connection, fresh: set[str]) -> Iterator[None]:
+def staged_load(conn: sa.Connection, fresh: set[str], only: set[str] | None = None) -> Iterator[None]:
     """All or nothing for a load into Spark, which has no transactions: the load runs in a new database
     beside the target (`<target>__rxload_<token>`) holding copies of the target's tables, except those in
     `fresh` (tables the load rebuilds from nothing: made empty there). Only when the load has succeeded are
     its tables written over the target's (INSERT OVERWRITE, each table replaced at once, the target's other
     tables untouched); the staging database is then dropped, and dropped without a trace on any failure.
-    Readers see the old tables until the swap, which copies validated rows only."""
+    Readers see the old tables until the swap, which copies validated rows only. `only`: the tables the work
+    changes, when it is known to change no other (`rxdash reference` changes ref_ndc): only they are copied and
+    swapped, so a reference load does not copy the prescriptions."""
     dbapi = conn.connection.driver_connection
     session = dbapi.session
     target = session.catalog.currentDatabase()
@@ -474,13 +476,15 @@ def staged_load(conn: sa.Connection, fresh: set[str]) -> Iterator[None]:
     run(f"{NATIVE_SQL} create database {_quoted(staging)}")
     try:
         for table in existing:
-            if table not in fresh and not table.startswith(("stg_", "chk_", "rx_cte_", "rx_update_")):
+            if (table not in fresh and (only is None or table in only)
+                    and not table.startswith(("stg_", "chk_", "rx_cte_", "rx_update_"))):
                 run(f"{NATIVE_SQL} create table {_quoted(staging)}.{_quoted(table)} as "
                     f"select * from {_quoted(target)}.{_quoted(table)}")
         run(f"{NATIVE_SQL} use {_quoted(staging)}")
         yield
         run(f"{NATIVE_SQL} use {_quoted(target)}")
-        for table in [t.name for t in session.catalog.listTables(staging) if not t.isTemporary]:
+        for table in [t.name for t in session.catalog.listTables(staging)
+                      if not t.isTemporary and (only is None or t.name in only)]:
             columns = ", ".join(_quoted(c) for c in session.table(f"{_quoted(staging)}.{_quoted(table)}").columns)
             if table in existing:
                 run(f"{NATIVE_SQL} insert overwrite table {_quoted(target)}.{_quoted(table)} ({columns}) "

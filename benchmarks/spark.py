@@ -1,11 +1,12 @@
 """Benchmark: load + summarize on DuckDB and on an embedded Apache Spark session, side by side.
 
-    python benchmarks/spark.py [--prescriptions 1000000] [--cores 2] [--engines duckdb,spark]
+    python benchmarks/spark.py [--prescriptions 1000000] [--cores 2] [--engines duckdb,spark] [--spark-memory 1g]
 
 Generates the synthetic data once (seed 1), then for each engine runs, in its own child process, `rxdash
 load --replace` of the files and `rxdash summarize` of 2025 (min-cell 11), and prints the seconds of each
 step and the peak resident memory of the child's whole process tree (Spark's JVM is a grandchild, which
-getrusage does not see: the tree is sampled from /proc every 0.2 s).
+getrusage does not see: the tree is sampled from /proc every 0.2 s). --spark-memory is the embedded JVM's
+heap (spark-submit's --driver-memory; Spark's default is 1g).
 """
 from __future__ import annotations
 
@@ -58,10 +59,11 @@ def _tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def _run(url: str, data: Path, out: Path) -> tuple[dict, float]:
+def _run(url: str, data: Path, out: Path, spark_memory: str) -> tuple[dict, float]:
     out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-memory {spark_memory} pyspark-shell")
     child = subprocess.Popen([sys.executable, __file__, "--_child", url, str(data), str(out)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = [0.0]
 
     def sample() -> None:
@@ -83,6 +85,7 @@ def main() -> None:
     parser.add_argument("--prescriptions", type=int, default=1_000_000)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--engines", default="duckdb,spark")
+    parser.add_argument("--spark-memory", default="1g")
     parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
@@ -97,7 +100,7 @@ def main() -> None:
         urls = {"duckdb": f"duckdb:///{Path(tmp) / 'bench.duckdb'}",
                 "spark": f"spark://local[{args.cores}]?warehouse={Path(tmp) / 'warehouse'}"}
         for name in args.engines.split(","):
-            r, peak = _run(urls[name], data, Path(tmp) / name)
+            r, peak = _run(urls[name], data, Path(tmp) / name, args.spark_memory)
             print(f"{name:6s} {r['prescriptions']:,} prescriptions: load {r['load']:,.1f} s, "
                   f"summarize 2025 {r['summarize']:,.1f} s, peak {peak:,.0f} MB (process tree); "
                   f"rows {r['rows']}")

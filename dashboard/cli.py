@@ -33,17 +33,17 @@ def cmd_load(args: argparse.Namespace) -> int:
     from analysis import db, ingest
     from analysis.drugs import SKIP_REASONS
 
-    for flag, value, fmt in (("--schema", args.schema, "omop"), ("--roster", args.roster, "pde")):
+    for flag, value, fmt in (("--cdm-schema", args.cdm_schema, "omop"), ("--roster", args.roster, "pde")):
         if value is not None and args.format != fmt:
             print(f"rxdash load: error: {flag} goes with --format {fmt}", file=sys.stderr)
             return EXIT_USAGE
     url = db.resolve_url(args.db)
     try:
-        engine = db.make_engine(url)
+        engine = db.make_engine(url, schema=db.resolve_schema(args.schema))
         report = ingest.load_source(engine, args.directory, args.format, args.rejects, replace=args.replace,
                                     strict=args.strict, progress=_progress_printer(),
                                     extract_date=args.extract_date, max_fill_days=args.max_fill_days,
-                                    schema=args.schema, roster=args.roster)
+                                    schema=args.cdm_schema, roster=args.roster)
     except (ingest.LoadError, ValueError) as e:
         in_use = database_in_use(e)
         print(f"rxdash load: error: {in_use + '; nothing was loaded' if in_use else e}", file=sys.stderr)
@@ -54,14 +54,14 @@ def cmd_load(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     shown = ingest.shown_name(str(args.directory), 200)
     print(f"Loaded {shown}{'' if args.format == 'contract' else f' ({args.format})'} into "
-          f"{engine.url.render_as_string(hide_password=True)} (run {report.run_id})")
+          f"{_target(engine, args.schema)} (run {report.run_id})")
     if report.sources:
         _print_sources(report)
         print("Contract tables, after the checks:")
-    suffix = ".csv" if report.format == "contract" else ""
-    print(f"{'file' if suffix else 'table':<20}{'read':>12}{'loaded':>12}{'skipped':>12}{'rejected':>12}")
+    files = report.format == "contract"
+    print(f"{'file' if files else 'table':<22}{'read':>12}{'loaded':>12}{'skipped':>12}{'rejected':>12}")
     for t in report.tables:
-        print(f"{t.table + suffix:<20}{t.rows_read:>12,}{t.rows_loaded:>12,}{t.rows_skipped:>12,}{t.rows_rejected:>12,}")
+        print(f"{(t.file if files else t.table):<22}{t.rows_read:>12,}{t.rows_loaded:>12,}{t.rows_skipped:>12,}{t.rows_rejected:>12,}")
         if t.ignored_columns:
             print(f"  extra columns ignored: {', '.join(t.ignored_columns)}")
         for code, n in t.skip_reasons.most_common():
@@ -106,10 +106,13 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
     try:
         rows, dropped = ndc.read_reference(args.file)
-        engine = db.make_engine(db.resolve_url(args.db))
+        engine = db.make_engine(db.resolve_url(args.db), schema=db.resolve_schema(args.schema))
         with engine.begin() as conn:
             db.init_schema(conn)
-            total = ndc.load_user_reference(conn, rows)
+            # All or nothing on Spark too (no transactions there): ref_ndc is written in a staging database and
+            # swapped in whole, and it alone: the reference changes no other table.
+            with db.all_or_nothing(conn, set(), only={"ref_ndc"}):
+                total = ndc.load_user_reference(conn, rows)
     except (ndc.ReferenceFileError, ValueError) as e:
         print(f"rxdash reference: error: {e}", file=sys.stderr)
         return EXIT_REFUSED
@@ -164,7 +167,8 @@ def _period_command(args: argparse.Namespace, command: str, work, **extra: objec
     if settings is None:
         return 2
     try:
-        print(work(db.make_engine(db.resolve_url(args.db), read_only=True), settings))
+        print(work(db.make_engine(db.resolve_url(args.db), read_only=True, schema=db.resolve_schema(args.schema)),
+                   settings))
     except (ValueError, sa.exc.DBAPIError) as e:
         print(f"rxdash {command}: error: {str(getattr(e, 'orig', e)).splitlines()[0]}", file=sys.stderr)
         return 1
@@ -237,12 +241,29 @@ def database_in_use(error: BaseException) -> str | None:
             "rxdash load, demo or serve; stop it, or choose another database with --db")
 
 
-def _serve(url: str, host: str, port: int) -> int:
+def _target(engine, schema_flag: str | None) -> str:
+    """The database a command wrote to, for its last line: the URL (no password) and the schema in force."""
+    from analysis import db
+
+    schema = db.resolve_schema(schema_flag)
+    return engine.url.render_as_string(hide_password=True) + (f" (schema {schema})" if schema else "")
+
+
+def _serve(url: str, host: str, port: int, schema: str | None = None) -> int:
     if _port_in_use(host, port):
         print(f"rxdash serve: error: port {port} on {host} is in use (another dashboard?); choose another with "
               f"--port N", file=sys.stderr)
         return EXIT_REFUSED
     env = dict(os.environ, RXDASH_DB_URL=url)
+    if schema:
+        from analysis import db
+
+        try:
+            db.check_schema(schema, db.dialect_of(url))
+        except ValueError as e:
+            print(f"rxdash serve: error: {e}", file=sys.stderr)
+            return EXIT_REFUSED
+        env[db.SCHEMA_ENV] = schema
     command = [sys.executable, "-m", "dashboard.server", str(APP),
                "--server.address", host, "--server.port", str(port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--theme.base", "light",
@@ -251,7 +272,10 @@ def _serve(url: str, host: str, port: int) -> int:
                # A table's own CSV download would bypass suppression, the audit log and formula
                # neutralising: data leaves only through the export buttons (analysis/exports.py).
                "--client.disableDataExport", "true"]
-    print(f"Serving the dashboard on http://{host}:{port} (database: {url})", flush=True)
+    import sqlalchemy as sa
+
+    shown = sa.make_url(url).render_as_string(hide_password=True) + (f", schema {schema}" if schema else "")
+    print(f"Serving the dashboard on http://{host}:{port} (database: {shown})", flush=True)
     os.execvpe(command[0], command, env)
     return 0  # not reached
 
@@ -273,7 +297,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if _refuse_open_demo(args):
         return 2
-    return _serve(db.resolve_url(args.db), args.host, args.port)
+    return _serve(db.resolve_url(args.db), args.host, args.port, db.resolve_schema(args.schema))
 
 
 def ensure_sample_database(url: str) -> bool:
@@ -320,6 +344,7 @@ def _period_arguments(p: argparse.ArgumentParser, db_help: str, out_help: str) -
     from analysis.dose import FACTOR_SETS
 
     p.add_argument("--db", help=db_help)
+    p.add_argument("--schema", help=SCHEMA_HELP)
     p.add_argument("--start", type=_date, required=True, help="first day of the period (YYYY-MM-DD)")
     p.add_argument("--end", type=_date, required=True, help="last day of the period (YYYY-MM-DD)")
     p.add_argument("--out", type=Path, required=True, help=out_help)
@@ -339,6 +364,10 @@ def _period_settings(args: argparse.Namespace, command: str, **extra: object):
     return summary.Settings(args.start, args.end, dose.DoseParams(args.factor_set, not args.no_exclusions), **extra)
 
 
+SCHEMA_HELP = ("the PostgreSQL schema or Spark database holding rxdash's tables (default: $RXDASH_SCHEMA, else "
+               "the URL's own); load and reference create it when missing")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxdash", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -347,14 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("load", help="validate and load a source: a folder of contract CSV files, an OMOP CDM "
                                     "extract, FHIR R4 files or CMS Part D event files")
     p.add_argument("directory", metavar="SOURCE",
-                   help="a folder (every format), or for --format omop a database URL with --schema")
+                   help="a folder (every format), or for --format omop a database URL with --cdm-schema")
     p.add_argument("--format", choices=("contract", "omop", "fhir", "pde"), default="contract",
                    help="the shape of SOURCE (default: contract, the CSV files of README 'Data')")
-    p.add_argument("--schema", help="--format omop from a database: the schema holding the CDM tables")
+    p.add_argument("--cdm-schema", help="--format omop from a database: the schema holding the CDM tables "
+                                        "(OHDSI's cdm_database_schema)")
     p.add_argument("--roster", type=Path, metavar="FILE",
                    help="--format pde: a CSV of clinician_id, clinic_id, clinic_name, specialty assigning "
                         "prescribers to clinics (default: one clinic, Unassigned)")
     p.add_argument("--db", help=db_help)
+    p.add_argument("--schema", help=SCHEMA_HELP)
     p.add_argument("--rejects", type=Path, default=Path("rejects.csv"), help="CSV of rejected rows and reasons")
     p.add_argument("--replace", action="store_true", help="replace the data already in the database")
     p.add_argument("--strict", action="store_true", help="load nothing if any row is rejected")
@@ -372,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "with the columns of analysis/reference/ndc_products.csv")
     q.add_argument("file", type=Path)
     q.add_argument("--db", help=db_help)
+    q.add_argument("--schema", help=SCHEMA_HELP)
     q.set_defaults(func=cmd_reference)
 
     p = sub.add_parser("generate", help="write a synthetic data set in the contract's format")
@@ -406,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   ("demo", cmd_demo, "build the sample database if missing, then serve")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--db", help=db_help)
+        if name == "serve":
+            p.add_argument("--schema", help=SCHEMA_HELP)
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8501)
         p.add_argument("--allow-remote-without-sign-in", action="store_true",

@@ -27,8 +27,8 @@ def database_url() -> str:
 
 @st.cache_resource
 def engine(url: str) -> sa.Engine:
-    """A read-only engine, created once per process."""
-    return db.make_engine(url, read_only=True)
+    """A read-only engine, created once per process, in the schema `rxdash serve --schema` set ($RXDASH_SCHEMA)."""
+    return db.make_engine(url, read_only=True, schema=db.resolve_schema())
 
 
 @st.cache_data(ttl=600, max_entries=256, show_spinner=False)

@@ -44,8 +44,8 @@ def test_load_a_source_format_prints_each_source_file(tmp_path):
     assert "Note: 4 of 4 clinicians are in the clinic Unassigned (CARE_SITE is empty)" in result.stdout
     assert "(omop)" in result.stdout.splitlines()[0]
     # A flag of another format is a usage error, one line, exit 2.
-    wrong = run("load", str(extract), "--schema", "cdm", cwd=tmp_path)
-    assert wrong.returncode == 2 and wrong.stderr.strip() == "rxdash load: error: --schema goes with --format omop"
+    wrong = run("load", str(extract), "--cdm-schema", "cdm", cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr.strip() == "rxdash load: error: --cdm-schema goes with --format omop"
     # An unreadable source is one line, exit 1.
     missing = run("load", str(tmp_path / "nowhere"), "--format", "fhir", cwd=tmp_path)
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
@@ -67,6 +67,47 @@ def test_load_into_postgresql_by_url_from_the_environment(tmp_path):
         engine.dispose()
         with admin.begin() as conn:
             conn.exec_driver_sql(f"drop schema {schema} cascade")
+
+
+def test_schema_chooses_where_every_command_reads_and_writes(tmp_path):
+    """--schema names the PostgreSQL schema (or Spark database): load creates it, the reading commands read it,
+    a name that is not a plain lower-case identifier and --schema on a DuckDB file are refused in one line."""
+    from tests.conftest import PG_URL
+
+    schema = f"rxcli_{os.urandom(5).hex()}"
+    admin = sa.create_engine(PG_URL)
+    try:
+        data = write_dataset(tmp_path / "d")
+        loaded = run("load", str(data), "--db", PG_URL, "--schema", schema, "--rejects", "r.csv", cwd=tmp_path)
+        assert loaded.returncode == 0, loaded.stderr
+        assert f"(schema {schema})" in loaded.stdout.splitlines()[0]
+        with admin.connect() as conn:
+            assert conn.exec_driver_sql(f"select count(*) from {schema}.prescriptions").scalar_one() == 4
+            # Nothing was written to the default schema's search path instead.
+            assert not sa.inspect(conn).has_table("prescriptions", schema="public")
+        summarized = run("summarize", "--db", PG_URL, "--schema", schema, "--start", "2025-01-01",
+                         "--end", "2025-12-31", "--out", "out", cwd=tmp_path)
+        assert summarized.returncode == 0, summarized.stderr
+        assert (tmp_path / "out" / "clinician_measures.csv").is_file()
+        # The environment variable is the same choice as the flag.
+        again = run("summarize", "--db", PG_URL, "--start", "2025-01-01", "--end", "2025-12-31", "--out", "out2",
+                    cwd=tmp_path, env={"RXDASH_SCHEMA": schema})
+        assert again.returncode == 0, again.stderr
+        assert ((tmp_path / "out2" / "clinician_measures.csv").read_bytes()
+                == (tmp_path / "out" / "clinician_measures.csv").read_bytes())
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"drop schema if exists {schema} cascade")
+        admin.dispose()
+    hostile = run("load", str(data), "--db", PG_URL, "--schema", "x; drop schema public", cwd=tmp_path)
+    assert hostile.returncode == 1
+    assert hostile.stderr.strip() == ("rxdash load: error: --schema 'x; drop schema public': a schema name is "
+                                      "lower-case letters, digits and _, starting with a letter or _, at most 63 "
+                                      "characters")
+    duck = run("summarize", "--schema", "main", "--start", "2025-01-01", "--end", "2025-12-31", "--out", "o",
+               cwd=tmp_path)
+    assert duck.returncode == 1 and len(duck.stderr.strip().splitlines()) == 1
+    assert "a DuckDB file holds one data set" in duck.stderr
 
 
 def test_a_failed_load_exits_non_zero_with_one_line_and_no_traceback(tmp_path):

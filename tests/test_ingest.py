@@ -194,7 +194,7 @@ def test_a_bad_file_stops_the_load_with_a_clear_message(engine, tmp_path, conten
 def test_missing_required_file_is_named(engine, tmp_path):
     folder = write_dataset(tmp_path / "d")
     (folder / "patients.csv").unlink()
-    with pytest.raises(ingest.LoadError, match=r"^patients.csv: not found"):
+    with pytest.raises(ingest.LoadError, match=r"^patients\.csv \(or patients\.parquet\): not found"):
         load(engine, folder, tmp_path)
 
 

@@ -6,6 +6,8 @@ too, through the module_engine fixture, with the same expected values as DuckDB 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,7 @@ import pytest
 import queries
 from analysis import db, ingest, spark_sql, summary
 from tests.conftest import SAMPLE, empty_database
+from tests.fixtures import read_rejects
 
 
 def spark(sql: str) -> str:
@@ -169,3 +172,55 @@ def test_a_load_into_spark_that_fails_part_way_leaves_the_database_unchanged(req
         report = ingest.load_directory(engine, write_dataset(tmp_path / "again"), tmp_path / "rejects.csv")
         assert report.tables[3].reasons == {"already_loaded": 4}
         assert _counts(engine) == {**before, "load_runs": 2}
+
+
+def test_rxdash_load_of_parquet_part_files_into_a_spark_database_named_by_schema(request, tmp_path):
+    """`rxdash load DIR --db sc://... --schema NAME`: the contract's tables as Parquet part files (as a lake
+    holds them) load into the database NAME, created for it, with the same rows and rejects as on DuckDB."""
+    import subprocess
+    import sys
+
+    from tests.test_parquet import _rows, _write_typed
+
+    server = request.getfixturevalue("spark_server")
+    data = tmp_path / "lake"
+    _write_typed(data, parts=True)
+    name = f"rxcli_{uuid.uuid4().hex[:10]}"
+    env = {k: v for k, v in os.environ.items() if k not in ("RXDASH_DB_URL", "RXDASH_SCHEMA")}
+    result = subprocess.run([sys.executable, "-m", "dashboard", "load", str(data), "--db", server.url, "--schema",
+                             name, "--rejects", str(tmp_path / "rejects.csv")], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert f"(schema {name})" in result.stdout.splitlines()[0]
+    table = {line.split()[0]: line.split()[1:5] for line in result.stdout.splitlines() if ".parquet " in line}
+    assert table == {"patients.parquet": ["3", "3", "0", "0"], "prescriptions.parquet": ["4", "2", "0", "2"]}
+    engine = db.make_engine(server.url, schema=name)
+    try:
+        assert _rows(engine, "prescriptions", "rx_id, fill_date, quantity, days_supply, strength") == [
+            ("R1", dt.date(2025, 1, 1), 60.0, 30, 10.0), ("R2", dt.date(2025, 1, 31), 90.0, 30, 10.0)]
+        rejects = {r["row_id"]: (r["file"], r["line"]) for r in read_rejects(tmp_path / "rejects.csv")}
+        assert rejects == {"R3": ("prescriptions.parquet/part-00001.parquet", "2"),
+                           "R4": ("prescriptions.parquet/part-00001.parquet", "3")}
+        # `rxdash reference ndc` into the same database: ref_ndc alone is replaced (through a staging database,
+        # as a load is), the loaded prescriptions are untouched and no staging database is left behind.
+        from analysis import ndc
+
+        mine = tmp_path / "mine.csv"
+        mine.write_text(",".join(ndc.NDC_COLUMNS) + "\n"
+                        "55555-0001-01,MY MORPHINE,Morphine Sulfate,30,mg,Tablet,false,,Local formulary 2025\n",
+                        encoding="utf-8")
+        reference = subprocess.run([sys.executable, "-m", "dashboard", "reference", "ndc", str(mine), "--db",
+                                    server.url, "--schema", name], env=env, capture_output=True, text=True, timeout=600)
+        assert reference.returncode == 0, reference.stderr
+        with engine.connect() as conn:
+            origins = conn.exec_driver_sql("select origin, count(*) from ref_ndc group by origin").fetchall()
+            assert dict(origins)["loaded"] >= 1 and "bundled" not in dict(origins)
+            assert conn.exec_driver_sql("select ingredient, strength from ref_ndc where ndc11 = '55555000101'"
+                                        ).one() == ("morphine", 30.0)
+            session = conn.connection.driver_connection.session
+            assert not [d.name for d in session.catalog.listDatabases() if "__rxload_" in d.name]
+        assert _rows(engine, "prescriptions", "rx_id, quantity") == [("R1", 60.0), ("R2", 90.0)]
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"{spark_sql.NATIVE} drop database if exists {name} cascade")
+        engine.dispose()

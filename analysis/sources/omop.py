@@ -1,4 +1,4 @@
-"""OMOP CDM 5.4 source: `rxdash load SOURCE --format omop [--schema S]`.
+"""OMOP CDM 5.4 source: `rxdash load SOURCE --format omop [--cdm-schema S]`.
 
 SOURCE is a folder of CDM table files (CSV or tab-separated, one file a table, named as the table in any
 case: DRUG_EXPOSURE.csv, drug_exposure.tsv, ...) or a SQLAlchemy URL (postgresql+psycopg://..., duckdb:///...)
