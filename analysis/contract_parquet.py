@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # ingest imports this module
     from analysis.ingest import TableSpec
 
 SUFFIX = ".parquet"
+# One part file, its folders' names not read as columns (a hive partition key is not a contract column).
+_READ = "from read_parquet($f, hive_partitioning = false)"
 
 # DuckDB's names of the Parquet types a contract column may have, and the SQL (over the positional
 # reference {c}) that gives the text a CSV file would hold.
@@ -119,7 +121,7 @@ def read(reader: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path) -> Parq
     for file in _part_files(path):
         name = path.name if file == path else f"{path.name}/{file.relative_to(path)}"
         try:
-            described = reader.execute("describe select * from read_parquet($f, hive_partitioning = false)", {"f": str(file)}).fetchall()
+            described = reader.execute(f"describe select * {_READ}", {"f": str(file)}).fetchall()
             rows = reader.execute("select coalesce(sum(num_rows), 0) from parquet_file_metadata($f)",
                                   {"f": str(file)}).fetchall()[0][0]
         except duckdb.Error as e:
@@ -170,6 +172,6 @@ def batches(reader: duckdb.DuckDBPyConnection, table: ParquetTable, batch_rows: 
         # The row's number in the file: DuckDB's ordinality, the column after the file's own.
         line = f"cast({number} as bigint) * {LINE_SPAN} + #{part.width + 1}"
         select = ", ".join(f"coalesce({part.texts[c]}, '')" if part.positions[c] else "''" for c in table.spec.columns)
-        result = reader.sql(f"select {line}, {select} from read_parquet($f, hive_partitioning = false) with ordinality", params={"f": str(part.path)})
+        result = reader.sql(f"select {line}, {select} {_READ} with ordinality", params={"f": str(part.path)})
         for batch in result.to_arrow_reader(batch_rows):
             yield pa.RecordBatch.from_arrays(batch.columns, names=names)

@@ -116,7 +116,8 @@ def make_engine(url: str, read_only: bool = False, schema: str | None = None) ->
             with dbapi_connection.cursor() as cur:
                 cur.execute("select 1 from pg_namespace where nspname = %s", (schema,))
                 if cur.fetchone() is None:
-                    cur.execute(f"create schema if not exists {engine.dialect.identifier_preparer.quote_identifier(schema)}")
+                    quoted = engine.dialect.identifier_preparer.quote_identifier(schema)
+                    cur.execute(f"create schema if not exists {quoted}")
                     dbapi_connection.commit()
     return engine
 

@@ -95,8 +95,9 @@ def test_typed_parquet_columns_load_as_their_csv_text_would(engine, tmp_path, pa
         ("P1", False, False), ("P2", False, False), ("P3", True, False)]
     rejects = {r["row_id"]: (r["file"], r["line"], r["reason_code"]) for r in read_rejects(tmp_path / "rejects.csv")}
     # The row is located by its part file and its row in that file (1-based).
-    third, fourth = (("prescriptions.parquet/part-00001.parquet", "2"), ("prescriptions.parquet/part-00001.parquet", "3")) \
-        if parts else (("prescriptions.parquet", "3"), ("prescriptions.parquet", "4"))
+    second = "prescriptions.parquet/part-00001.parquet"
+    third, fourth = ((second, "2"), (second, "3")) if parts else (("prescriptions.parquet", "3"),
+                                                                    ("prescriptions.parquet", "4"))
     assert rejects["R3"][:2] == third and rejects["R4"][:2] == fourth
     assert {rejects["R3"][2], rejects["R4"][2]} == {"bad_fill_date", "non_positive_quantity"}
 
