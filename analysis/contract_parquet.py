@@ -18,6 +18,7 @@ rejects file by its part file and its row number in that file (1-based): line_no
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,3 +176,114 @@ def batches(reader: duckdb.DuckDBPyConnection, table: ParquetTable, batch_rows: 
         result = reader.sql(f"select {line}, {select} {_READ} with ordinality", params={"f": str(part.path)})
         for batch in result.to_arrow_reader(batch_rows):
             yield pa.RecordBatch.from_arrays(batch.columns, names=names)
+
+
+# --- Parquet in the lake, read by Spark itself -------------------------------------------------------------
+# `rxdash load s3a://bucket/extract --db sc://...`: the folder is a URI that the Spark cluster reads (s3a://,
+# abfss://, gs://, hdfs://, dbfs:/, file:/); the rows never pass through rxdash. The same rules as above, in
+# Spark's terms: the types that become text, NULL as blank, a timestamp as its date (the session is in UTC),
+# and each row located by its part file (Spark's _metadata.file_path) and row (_metadata.row_index + 1).
+
+# A scheme of two letters or more: a Windows drive (C:/) is a local folder.
+LAKE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")
+
+_SPARK_TEXT = {"string", "boolean", "date", "tinyint", "smallint", "int", "bigint", "float", "double", "void"}
+_SPARK_DATED = {"timestamp", "timestamp_ntz"}
+
+
+def is_lake_uri(source: str) -> bool:
+    """True for a folder given as a URI (s3a://..., file:/...), which only Spark reads."""
+    return bool(LAKE_URI.match(source))
+
+
+@dataclass
+class LakeTable:
+    """A contract table as Parquet at a URI, read by the Spark session: the frame of its rows as text with
+    line_no (not yet run), its part files in order, rows and columns ignored."""
+
+    spec: TableSpec
+    uri: str
+    frame: object                       # a pyspark DataFrame: line_no, then the contract's columns as text
+    files: list[str]
+    good_rows: int
+    ignored: tuple[str, ...] = ()
+    malformed: list = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.name}{SUFFIX}"
+
+    def locate(self, line: int) -> tuple[str, int]:
+        number, row = divmod(int(line), LINE_SPAN)
+        file = self.files[number]
+        root = self.uri.rstrip("/")
+        tail = file.split(f"/{self.label}/", 1)[1] if f"/{self.label}/" in file else file.rsplit("/", 1)[-1]
+        return f"{self.label}/{tail}" if file.rstrip("/") != root else self.label, row
+
+
+def read_lake(session, spec: TableSpec, folder: str) -> LakeTable | None:
+    """`<folder>/<table>.parquet` as Spark reads it, or None when there is none. Raises LoadError for a
+    column that appears twice (in any case), a missing required column or a type no CSV field holds."""
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    from analysis.ingest import shown_name
+
+    uri = f"{folder.rstrip('/')}/{spec.name}{SUFFIX}"
+    try:
+        frame = session.read.parquet(uri)
+        fields = frame.schema.fields
+    except AnalysisException as e:
+        if "PATH_NOT_FOUND" in str(e):
+            return None
+        raise LoadError(f"{spec.name}{SUFFIX}: cannot be read as Parquet by Spark "
+                        f"({shown_name(str(e).splitlines()[0], 200)})") from None
+    label = f"{spec.name}{SUFFIX}"
+    names = [f.name.strip().lower() for f in fields]
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if duplicated:
+        raise LoadError(f"{label}: column {', '.join(map(shown_name, duplicated))} appears more than once "
+                        "(names are matched in any case)")
+    missing = [c for c in spec.required if c not in names]
+    if missing:
+        has = ", ".join(shown_name(c, 40) for c in names[:30]) + (", …" if len(names) > 30 else "")
+        raise LoadError(f"{label}: missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                        f"(columns: {shown_name(has, 400)})")
+    # Columns renamed by position (c0, c1, ...) so that no name from the file is ever parsed as an expression.
+    positional = frame.toDF(*[f"c{i}" for i in range(len(fields))])
+    texts = []
+    for column in spec.columns:
+        if column not in names:
+            texts.append(F.lit("").alias(column))
+            continue
+        i = names.index(column)
+        kind = fields[i].dataType.simpleString()
+        value = F.col(f"c{i}")
+        if kind in _SPARK_DATED:
+            value = value.cast("date")
+        elif kind not in _SPARK_TEXT and not kind.startswith("decimal("):
+            raise LoadError(f"{label}: column {column} is of Parquet type {shown_name(kind, 60)}; the contract's "
+                            "columns are text, numbers, booleans, dates or timestamps")
+        texts.append(F.coalesce(value.cast("string"), F.lit("")).alias(column))
+    located = positional.select("*", F.col("_metadata.file_path").alias("rx_file"),
+                                F.col("_metadata.row_index").alias("rx_row"))
+    counts = sorted((r["rx_file"], r["n"]) for r in located.groupBy("rx_file").agg(F.count("*").alias("n")).collect())
+    files = [f for f, _ in counts]
+    numbers = session.createDataFrame([(f, i) for i, f in enumerate(files)], "rx_file string, rx_file_no bigint")
+    line_no = (F.col("rx_file_no") * F.lit(LINE_SPAN) + F.col("rx_row") + F.lit(1)).cast("bigint").alias("line_no")
+    staged = located.join(F.broadcast(numbers), "rx_file").select(line_no, *texts)
+    ignored = tuple(dict.fromkeys(shown_name(c) if c else "(a column with no name)" for c in names
+                                  if c not in spec.columns))
+    return LakeTable(spec, uri, staged, files, int(sum(n for _, n in counts)), ignored)
+
+
+def stage_lake(table: LakeTable, target: str) -> None:
+    """Append the table's rows, as text with line_no, to the staging table `target` (our own name) in the
+    session's current database: Spark reads the files and writes the rows; none reach rxdash."""
+    from analysis.ingest import shown_name
+
+    try:
+        table.frame.write.insertInto(target)
+    except Exception as e:   # pyspark's errors: one line naming the table, never a JVM stack
+        raise LoadError(f"{table.label}: Spark could not read it ({shown_name(str(e).strip().splitlines()[0], 200)})"
+                        ) from None

@@ -523,6 +523,10 @@ def _stage(conn: sa.Connection, reader: duckdb.DuckDBPyConnection, staged: _Stag
         + ", ".join(f"{c} varchar" for c in staged.spec.columns) + ")")
     schema = pa.schema([("line_no", pa.int64())] + [(c, pa.string()) for c in staged.spec.columns])
 
+    if isinstance(staged, contract_parquet.LakeTable):   # Spark reads the lake's files itself
+        contract_parquet.stage_lake(staged, f"stg_{name}")
+        return
+
     def counted() -> Iterator[pa.RecordBatch]:
         done = 0
         if isinstance(staged, _StagedRelation):
@@ -818,6 +822,24 @@ def _contract_files(reader: duckdb.DuckDBPyConnection, directory: Path) -> list:
             for spec, path, header in found]
 
 
+def _lake_tables(engine: sa.Engine, uri: str) -> list[contract_parquet.LakeTable]:
+    """Each contract table as `<uri>/<table>.parquet`, read by the Spark database itself (a lake the cluster
+    reads: s3a://, abfss://, hdfs://, file:/ ...); refused for the other databases, which cannot read it."""
+    if engine.dialect.name != "spark":
+        raise LoadError(f"{shown_name(uri, 200)}: a folder given as a URI is read by Spark itself; load it into a "
+                        "Spark database (--db sc://HOST:PORT or spark://local), or give a local folder")
+    with engine.connect() as conn:
+        session = conn.connection.driver_connection.session
+        tables = []
+        for spec in TABLES:
+            table = contract_parquet.read_lake(session, spec, uri)
+            if table is None and spec.file_required:
+                raise LoadError(f"{spec.name}{contract_parquet.SUFFIX}: not found in {shown_name(uri, 200)}")
+            if table is not None:
+                tables.append(table)
+    return tables
+
+
 def _adapted_relations(reader: duckdb.DuckDBPyConnection, adapted: sources.Adapted) -> list[_StagedRelation]:
     staged = []
     for spec in TABLES:
@@ -900,8 +922,10 @@ def load_source(engine: sa.Engine, source: Path | str, format: str = "contract",
     reader = open_reader()
     adapted: sources.Adapted | None = None
     try:
-        if format == "contract":
-            staged_files: list = _contract_files(reader, Path(source))
+        if format == "contract" and contract_parquet.is_lake_uri(str(source)):
+            staged_files: list = _lake_tables(engine, str(source))
+        elif format == "contract":
+            staged_files = _contract_files(reader, Path(source))
         else:
             adapter = importlib.import_module(f"analysis.sources.{format}")
             sources.create_reject_table(reader)

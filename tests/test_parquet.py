@@ -39,10 +39,11 @@ def _typed_prescriptions() -> pa.Table:
         "fill_date": pa.array([dt.datetime(2025, 1, 1), dt.datetime(2025, 1, 31, 23, 59), None,
                                dt.datetime(2025, 2, 1)], pa.timestamp("us")),
         "drug_name": [oxy, oxy, oxy, oxy],
-        "ingredient": [None, None, None, None],
+        # All-NULL columns typed as text, as a lake's writer types them (Spark cannot read Parquet's NULL type).
+        "ingredient": pa.array([None, None, None, None], pa.string()),
         "strength": pa.array([Decimal("10.00"), None, None, None], pa.decimal128(6, 2)),
         "strength_unit": ["mg", None, None, None],
-        "dose_form": [None, None, None, None],
+        "dose_form": pa.array([None, None, None, None], pa.string()),
         "quantity": pa.array([60.0, 90.0, 60.0, -5.0], pa.float64()),
         "days_supply": pa.array([30, 30, 30, 30], pa.int32()),
         "long_acting": pa.array([False, None, None, None], pa.bool_()),
@@ -164,3 +165,14 @@ def test_unreadable_or_unsuitable_parquet_refuses_the_load_in_one_line(tmp_path,
     refused(r"^prescriptions\.csv \(or prescriptions\.parquet\): not found in")
     with engine.connect() as conn:   # each was refused before anything was written
         assert not ingest.db.has_schema(conn)
+
+
+def test_a_folder_given_as_a_uri_is_for_spark_alone(engine, tmp_path):
+    """s3a://, abfss://, file:/ ... are read by a Spark database itself (tests/test_spark.py); DuckDB and
+    PostgreSQL refuse them in one line, and a Windows drive letter is a local folder, not a URI."""
+    from analysis import contract_parquet
+
+    for uri in ("s3a://bucket/extract", "file:/lake/extract", "dbfs:/mnt/extract"):
+        with pytest.raises(LoadError, match=r"a folder given as a URI is read by Spark itself; load it into a Spark"):
+            ingest.load_directory(engine, uri, tmp_path / "r.csv", as_of=AS_OF)
+    assert not contract_parquet.is_lake_uri("C:/data/extract") and contract_parquet.is_lake_uri("gs://b/x")

@@ -11,6 +11,7 @@ import uuid
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import queries
@@ -220,6 +221,27 @@ def test_rxdash_load_of_parquet_part_files_into_a_spark_database_named_by_schema
             session = conn.connection.driver_connection.session
             assert not [d.name for d in session.catalog.listDatabases() if "__rxload_" in d.name]
         assert _rows(engine, "prescriptions", "rx_id, quantity") == [("R1", 60.0), ("R2", 90.0)]
+        # The same folder given as a URI is read by Spark itself (as s3a://... on a cluster): the same rows and
+        # rejects, the rows never passing through rxdash.
+        # A lake holds every table as Parquet: the fixture's CSV tables are written as Parquet of text columns.
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        # Hadoop's local file system checks a part file against its .crc file: the made-up one is no checksum.
+        (data / "prescriptions.parquet" / ".part-00000.parquet.crc").unlink()
+        for csv_file in data.glob("*.csv"):
+            text = pacsv.read_csv(csv_file, convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in csv_file.read_text().splitlines()[0].split(",")}))
+            pq.write_table(text, data / f"{csv_file.stem}.parquet")
+            csv_file.unlink()
+        lake = ingest.load_directory(engine, data.as_uri(), tmp_path / "lake-rejects.csv", replace=True)
+        outcome = {t.file: (t.rows_read, t.rows_loaded, t.rows_rejected, t.ignored_columns) for t in lake.tables}
+        assert outcome["prescriptions.parquet"] == (4, 2, 2, ("pharmacy_note",))
+        assert outcome["patients.parquet"] == (3, 3, 0, ())
+        assert _rows(engine, "prescriptions", "rx_id, fill_date, quantity, days_supply, strength") == [
+            ("R1", dt.date(2025, 1, 1), 60.0, 30, 10.0), ("R2", dt.date(2025, 1, 31), 90.0, 30, 10.0)]
+        assert _rows(engine, "patients", "patient_id, cancer") == [("P1", False), ("P2", False), ("P3", True)]
+        assert {r["row_id"]: (r["file"], r["line"]) for r in read_rejects(tmp_path / "lake-rejects.csv")} == rejects
     finally:
         with engine.connect() as conn:
             conn.exec_driver_sql(f"{spark_sql.NATIVE} drop database if exists {name} cascade")
