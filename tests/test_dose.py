@@ -1,6 +1,6 @@
 """The dose engine on hand-worked examples: MME factors, the daily series, long-term therapy, tapers.
 
-Every test runs on DuckDB and on PostgreSQL. Each builds a small data set by code, loads it through
+Every test runs on DuckDB and on PostgreSQL, those marked ALL_ENGINES on Apache Spark too. Each builds a small data set by code, loads it through
 the real loader and runs the real queries; expected numbers are worked out by hand in the comments.
 """
 from __future__ import annotations
@@ -32,8 +32,10 @@ def monthly(pid: str, start: dt.date, doses: list[float], every: int = 30) -> li
             for i, mme in enumerate(doses)]
 
 
-# The dose rules that every measure rests on run on Spark too (a Spark load takes about 40 s, so not every
-# dose test does; the taper and measure tests load once per module on every engine).
+# The dose rules that every measure rests on run on Spark too: the MME factors, methadone, overlaps and gaps,
+# the windows, orders, long-term episodes and unknown doses (a Spark load takes about 40 s, so the tests of
+# single products' spellings run on DuckDB and PostgreSQL only; the taper and measure tests load once per
+# module on every engine).
 ALL_ENGINES = pytest.mark.parametrize("engine", ["duckdb", "postgresql", "spark"], indirect=True)
 
 
@@ -182,6 +184,7 @@ def test_overlapping_prescriptions_sum_on_shared_days(engine, tmp_path):
     ]
 
 
+@ALL_ENGINES
 def test_early_refill_overlaps_and_a_gap_leaves_days_unsupplied(engine, tmp_path):
     # 30 MME fills (60 tablets / 30 days): Jan 1 (to Jan 30), an early refill Jan 26 (to Feb 24: Jan 26-30
     # at 60 MME), then Mar 7 after a gap Feb 25 - Mar 6 (to Apr 5).
@@ -210,6 +213,7 @@ def test_period_grids():
     assert dose.period_grid(D(2024, 1, 1), D(2024, 12, 31), "all")["days"] == 366
 
 
+@ALL_ENGINES
 def test_thirty_day_windows_and_whole_period(engine, tmp_path):
     # One 30 MME fill Jan 1 - Jan 30: 30-day windows from Jan 1 -> window 0 holds all 900 MME;
     # the whole period Jan 1 - Mar 31 (90 days) -> avg over the period 900 / 90 = 10.
@@ -220,6 +224,7 @@ def test_thirty_day_windows_and_whole_period(engine, tmp_path):
     assert whole["avg_mme_period"].tolist() == [pytest.approx(10)]
 
 
+@ALL_ENGINES
 def test_a_prescribing_order_becomes_thirty_day_fills_at_its_daily_dose(engine, tmp_path):
     # Issue 13: an order (no quantity, no days_supply) of oxycodone 5 mg tablets, 4 a day, from 2025-01-01
     # to 2025-03-31 (31 + 28 + 31 = 90 days) is three consecutive 30-day fills of 4 x 30 = 120 tablets, on
@@ -270,6 +275,7 @@ LTOT_CASES = {
 }
 
 
+@ALL_ENGINES
 def test_long_term_episodes_just_over_and_under_each_threshold(engine, tmp_path):
     load(engine, tmp_path, [patient(p) for p in LTOT_CASES], [r for rows, _ in LTOT_CASES.values() for r in rows])
     got = run(engine, "ltot_episodes", **LTOT).set_index("patient_id")
@@ -278,6 +284,7 @@ def test_long_term_episodes_just_over_and_under_each_threshold(engine, tmp_path)
     assert got.loc["D", "duration_days"] == 90
 
 
+@ALL_ENGINES
 def test_a_gap_of_30_days_continues_an_episode_and_31_starts_another(engine, tmp_path):
     # Two 30-day fills Jan 1 and Jan 31 supply Jan 1 - Mar 1. The gap is the days without supply before
     # the next fill: a fill on Apr 1 leaves Mar 2 .. Mar 31 = 30 days (same episode); Apr 2 leaves 31 (new).
@@ -291,6 +298,7 @@ def test_a_gap_of_30_days_continues_an_episode_and_31_starts_another(engine, tmp
     assert got.groupby("patient_id")["episode_no"].max().to_dict() == {"G30": 1, "G31": 2}
 
 
+@ALL_ENGINES
 def test_patient_is_long_term_in_the_periods_an_episode_overlaps(engine, tmp_path):
     # Case A: Jan 1 - Apr 30 2025 (120 days) -> long-term in Q1 (90 days) and Q2 (30 days), not Q3.
     load(engine, tmp_path, [patient("A")], LTOT_CASES["A"][0])
@@ -566,6 +574,7 @@ def measure_rows(engine, measure_id, factor_set, unknown=False, start=D(2025, 1,
         return db.read_frame(conn, m.query, {**params, "dose_unknown": unknown}).sort_values("patient_id")
 
 
+@ALL_ENGINES
 def test_a_patient_with_a_prescription_of_unknown_dose_is_left_out_not_zero(engine, tmp_path):
     load(engine, tmp_path, *unknown_dose_data())
     # CDC 2016: U1's tramadol (1 Feb - 2 Mar) has no factor, so U1's Q1 dose is unknown: left out of the
@@ -602,6 +611,7 @@ def test_prescriptions_without_a_dose_in_the_period(engine, tmp_path):
     assert dose_unknown.warning(rows22, "CDC 2022") is None
 
 
+@ALL_ENGINES
 def test_a_switch_to_a_drug_with_no_factor_is_not_a_taper(engine, tmp_path):
     # 60 MME a day of oxycodone from 1 Jan 2024 for 9 months (9 fills), then tramadol 120 x 50 mg a month for
     # 6 months. CDC 2022: 60 -> 40 MME a day is a 33% fall, a taper (>= 15%). CDC 2016: tramadol has no
