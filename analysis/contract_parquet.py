@@ -112,6 +112,24 @@ def _part_files(path: Path) -> list[Path]:
     return files
 
 
+def _matched(label: str, written: list[str], spec: TableSpec) -> list[str]:
+    """A file's column names as matched to the contract's (trimmed, lower case), in the file's order; LoadError
+    naming the file for a name that appears twice or a required column that is missing."""
+    from analysis.ingest import shown_name
+
+    names = [c.strip().lower() for c in written]
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if duplicated:
+        raise LoadError(f"{label}: column {', '.join(map(shown_name, duplicated))} appears more than once "
+                        "(names are matched in any case)")
+    missing = [c for c in spec.required if c not in names]
+    if missing:
+        has = ", ".join(shown_name(c, 40) for c in names[:30]) + (", …" if len(names) > 30 else "")
+        raise LoadError(f"{label}: missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                        f"(columns: {shown_name(has, 400)})")
+    return names
+
+
 def read(reader: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path) -> ParquetTable:
     """The table's part files, each file's columns matched to the contract's, and its row count (from the
     Parquet footer). Raises LoadError (one line naming the file) for a file that is not Parquet, a column
@@ -133,17 +151,8 @@ def read(reader: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path) -> Parq
             written = pq.read_schema(file).names
         except (pa.ArrowException, OSError) as e:
             raise LoadError(f"{shown_name(name)}: cannot be read as Parquet ({shown_name(str(e), 200)})") from None
-        names = [c.strip().lower() for c in written]
+        names = _matched(shown_name(name), written, spec)
         columns = [(c, str(d[1])) for c, d in zip(names, described, strict=True)]
-        duplicated = sorted({c for c in names if names.count(c) > 1})
-        if duplicated:
-            raise LoadError(f"{shown_name(name)}: column {', '.join(map(shown_name, duplicated))} appears more than "
-                            "once (names are matched in any case)")
-        missing = [c for c in spec.required if c not in names]
-        if missing:
-            has = ", ".join(shown_name(c, 40) for c in names[:30]) + (", …" if len(names) > 30 else "")
-            raise LoadError(f"{shown_name(name)}: missing required column{'s' if len(missing) > 1 else ''} "
-                            f"{', '.join(missing)} (columns: {shown_name(has, 400)})")
         positions: dict[str, int | None] = {}
         texts: dict[str, str] = {}
         for column in spec.columns:
@@ -239,16 +248,7 @@ def read_lake(session, spec: TableSpec, folder: str) -> LakeTable | None:
         raise LoadError(f"{spec.name}{SUFFIX}: cannot be read as Parquet by Spark "
                         f"({shown_name(str(e).splitlines()[0], 200)})") from None
     label = f"{spec.name}{SUFFIX}"
-    names = [f.name.strip().lower() for f in fields]
-    duplicated = sorted({c for c in names if names.count(c) > 1})
-    if duplicated:
-        raise LoadError(f"{label}: column {', '.join(map(shown_name, duplicated))} appears more than once "
-                        "(names are matched in any case)")
-    missing = [c for c in spec.required if c not in names]
-    if missing:
-        has = ", ".join(shown_name(c, 40) for c in names[:30]) + (", …" if len(names) > 30 else "")
-        raise LoadError(f"{label}: missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                        f"(columns: {shown_name(has, 400)})")
+    names = _matched(label, [f.name for f in fields], spec)
     # Columns renamed by position (c0, c1, ...) so that no name from the file is ever parsed as an expression.
     positional = frame.toDF(*[f"c{i}" for i in range(len(fields))])
     texts = []
