@@ -274,11 +274,17 @@ def _withheld_marks(fig: go.Figure, x, texts, min_cell: int, **where) -> go.Figu
     return fig
 
 
-def _withheld_units(units: pd.DataFrame, percent: bool, min_cell: int) -> pd.Series:
-    """Which units an exported chart does not draw individually (disclosure.withhold_units), as a mask."""
+def _withheld_units(units: pd.DataFrame, percent: bool, min_cell: int, ratio: bool = False) -> pd.Series:
+    """Which units an exported chart does not draw individually (disclosure.withhold_units), as a mask. A ratio
+    O/E (allowing for patient mix) is a share's count over its expected count: its numerator is a count."""
     if not disclosure.applies(min_cell) or units.empty:
         return pd.Series(False, index=units.index)
-    return disclosure.withhold_units(units["numerator"], units["denominator"], not percent, min_cell)["withheld"]
+    return disclosure.withhold_units(units["numerator"], units["denominator"], not (percent or ratio),
+                                     min_cell)["withheld"]
+
+
+RATIO_FORMAT = ".2f"
+TARGET_NAMES = {False: "pooled", True: "as expected (1)"}
 
 
 def _note_below(fig: go.Figure, text: str) -> go.Figure:
@@ -373,11 +379,11 @@ def rejects_chart(reasons: pd.DataFrame) -> go.Figure:
 MERGE_ABOVE = 300   # units: beyond this, identical points are drawn once (the browser draws each one)
 
 
-def _merge_identical(units: pd.DataFrame) -> pd.DataFrame:
-    """One point per distinct (denominator, value): with two thousand clinicians most small ones share a
+def _merge_identical(units: pd.DataFrame, x: str = "denominator") -> pd.DataFrame:
+    """One point per distinct (x, value): with two thousand clinicians most small ones share a
     point (3 of 14, 0 of 12 ...); the marker grows with the count and the hover names a few of them."""
     label = _label(units)
-    grouped = units.groupby(["denominator", "value"], sort=False)
+    grouped = units.groupby([x, "value"], sort=False)
     out = grouped.agg(shrunk_value=("shrunk_value", "first"), count=(label, "size"),
                       names=(label, lambda s: list(s)))
     out["unit_label"] = [n[0] if c == 1 else f"{c} {'clinicians' if str(n[0]).startswith('Clinician') else 'units'}"
@@ -386,7 +392,8 @@ def _merge_identical(units: pd.DataFrame) -> pd.DataFrame:
 
 
 def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_label: str, pooled: float,
-                 percent: bool, direction: str, min_cell: int = 0, unit: str = "clinician") -> go.Figure:
+                 percent: bool, direction: str, min_cell: int = 0, unit: str = "clinician",
+                 ratio: bool = False) -> go.Figure:
     """Funnel plot: each unit's value against its denominator, with 95% and 99.8% limits around the pooled value.
 
     units: unit_id, denominator, value, shrunk_value, flag (as analysis.stats funnels return them);
@@ -395,10 +402,12 @@ def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_lab
     entry; no red/green verdict, and none at all for neutral measures. With `min_cell` (an export), a unit
     whose numerator, denominator or their difference is from 1 to min_cell - 1 is not drawn: its position
     would give the count away; a line under the plot counts them (`unit`: clinician or clinic) and names
-    those outside the limits (analysis.disclosure).
+    those outside the limits (analysis.disclosure). ratio: the funnel allowing for patient mix, each unit's
+    O/E (value) against its expected count (expected), around 1 (stats.funnel_ratios; FunnelPlotR's SR plot).
     """
-    fmt = ".1%" if percent else ".1f"
-    withheld = _withheld_units(units, percent, min_cell)
+    fmt = RATIO_FORMAT if ratio else ".1%" if percent else ".1f"
+    x = "expected" if ratio else "denominator"
+    withheld = _withheld_units(units, percent, min_cell, ratio)
     note = disclosure.unit_note(units, withheld, _label(units), unit, min_cell) if withheld.any() else ""
     units = units[~withheld.to_numpy()]
     fig = go.Figure()
@@ -407,7 +416,7 @@ def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_lab
             fig.add_trace(go.Scatter(
                 x=lines["n"], y=lines[f"{side}_{col}"], mode="lines", line=dict(color="#7b8794", dash=dash, width=1.3),
                 name=name, legendgroup=col, showlegend=side == "upper", hoverinfo="skip"))
-    fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled",
+    fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text=TARGET_NAMES[ratio],
                   annotation_position="top left")
     outside = units["flag"].isin(["high", "low"])
     too_few = units["flag"] == "too_few"
@@ -419,18 +428,20 @@ def funnel_chart(units: pd.DataFrame, lines: pd.DataFrame, title: str, value_lab
     for mask, name, colour, symbol, edge in styles:
         if name == "Too few to judge" and not mask.any():
             continue
-        part = _merge_identical(units[mask]) if len(units) > MERGE_ABOVE else units[mask].assign(count=1)
+        part = _merge_identical(units[mask], x) if len(units) > MERGE_ABOVE else units[mask].assign(count=1)
         fig.add_trace(go.Scatter(
-            x=part["denominator"], y=part["value"], mode="markers", name=name,
+            x=part[x], y=part["value"], mode="markers", name=name,
             marker=dict(color=edge if symbol.endswith("open") else colour, symbol=symbol,
                         size=(8 + 2 * np.sqrt(part["count"])).clip(upper=24),
                         line=dict(color=edge, width=1.5 if symbol.endswith("open") else 1)),
             customdata=_hover(part, _label(part), "shrunk_value"),
-            hovertemplate=(f"%{{customdata[0]}}<br>n = %{{x}}<br>value %{{y:{fmt}}}"
+            hovertemplate=(f"%{{customdata[0]}}<br>{'expected %{x:.1f}' if ratio else 'n = %{x}'}<br>"
+                           f"{'observed ÷ expected' if ratio else 'value'} %{{y:{fmt}}}"
                            f"<br>shrunken %{{customdata[1]:{fmt}}}<extra></extra>")))
-    fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Patients in the denominator (count)",
-                      yaxis_title=plotly_text(value_label), height=520)
-    count_axis(fig, max(_top(units["denominator"]), _top(lines["n"])), axis="x")
+    fig.update_layout(template="rxdash", title=plotly_text(title), height=520, yaxis_title=plotly_text(value_label),
+                      xaxis_title=("Expected count for the patient mix (patients)" if ratio
+                                   else "Patients in the denominator (count)"))
+    count_axis(fig, max(_top(units[x]), _top(lines["n"])), axis="x")
     if percent:
         share_axis(fig, [units["value"], [pooled], *(lines[c] for c in lines.columns if c != "n")])
     return fit_layout(_note_below(fig, note))
@@ -522,13 +533,14 @@ NAMED_RANKS = 25   # up to this many units, a ranked chart names each one on its
 
 
 def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled: float, percent: bool,
-                      min_cell: int = 0, unit: str = "clinician") -> go.Figure:
+                      min_cell: int = 0, unit: str = "clinician", ratio: bool = False) -> go.Figure:
     """Shrunken values with 95% intervals, ranked (unit_id, shrunk_value, shrunk_lower, shrunk_upper). With
-    `min_cell` (an export), units whose counts the rule withholds are not drawn (funnel_chart)."""
-    withheld = _withheld_units(units, percent, min_cell)
+    `min_cell` (an export), units whose counts the rule withholds are not drawn (funnel_chart); ratio: the
+    values are O/E allowing for patient mix (funnel_chart)."""
+    withheld = _withheld_units(units, percent, min_cell, ratio)
     note = disclosure.unit_note(units, withheld, _label(units), unit, min_cell) if withheld.any() else ""
     ranked = units[~withheld.to_numpy()].dropna(subset=["shrunk_value"]).sort_values("shrunk_value").reset_index(drop=True)
-    fmt = ".1%" if percent else ".1f"
+    fmt = RATIO_FORMAT if ratio else ".1%" if percent else ".1f"
     rank = ranked.index + 1
     # The intervals are one line with breaks (one SVG path), not one error bar per unit: a health system's
     # two thousand clinicians draw in a fraction of the time.
@@ -546,7 +558,7 @@ def caterpillar_chart(units: pd.DataFrame, title: str, value_label: str, pooled:
                    hovertemplate=(f"%{{customdata[0]}}: %{{y:{fmt}}} (95%: %{{customdata[1]:{fmt}}} to "
                                   f"%{{customdata[2]:{fmt}}})<extra></extra>")),
     ])
-    fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled")
+    fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text=TARGET_NAMES[ratio])
     fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Rank (lowest to highest shrunken value)",
                       yaxis_title=plotly_text(value_label), showlegend=False)
     if percent:
@@ -597,6 +609,52 @@ def consistency_trend_chart(trend: pd.DataFrame, title: str, index: str = "media
     return fit_layout(fig)
 
 
+def decile_chart(deciles: pd.DataFrame, title: str, value_label: str, percent: bool, own: pd.DataFrame | None = None,
+                 own_name: str = "", min_cell: int = 0) -> go.Figure:
+    """OpenPrescribing's decile chart: the 10th to 90th centiles of the units' values by quarter (thin dashed
+    lines; the median bold), from analysis.trends.deciles (quarter_start, p10 ... p90; NaN where too few units
+    are judged), with one unit's own values on top (`own`: quarter_start, value, numerator, denominator; a
+    quarter it has too few cases in is a gap). With `min_cell` (an export), an own point whose counts the
+    rule withholds is not drawn and a line under the plot says so."""
+    fmt = ".1%" if percent else ".1f"
+    x = pd.to_datetime(deciles["quarter_start"])
+    labels = [quarter_label(q) for q in x]
+    fig = go.Figure()
+    for c in (10, 20, 30, 40, 60, 70, 80, 90, 50):
+        median = c == 50
+        fig.add_trace(go.Scatter(
+            x=x, y=deciles[f"p{c}"], mode="lines", name="median" if median else "10th to 90th centiles",
+            legendgroup="median" if median else "deciles", showlegend=c in (10, 50),
+            line=dict(color="#0b4f8a" if median else "#7aa6cf", width=3 if median else 1.2,
+                      dash="solid" if median else "dash"),
+            customdata=[[q] for q in labels], hovertemplate=f"%{{customdata[0]}}: {c}th centile %{{y:{fmt}}}<extra></extra>"
+            if not median else f"%{{customdata[0]}}: median %{{y:{fmt}}}<extra></extra>"))
+    note = ""
+    if own is not None and len(own):
+        own = own.sort_values("quarter_start")
+        if disclosure.applies(min_cell):
+            withheld = disclosure.withhold_units(own["numerator"], own["denominator"], not percent, min_cell)["withheld"]
+            if withheld.any():
+                note = (f"{own_name}: {int(withheld.sum())} quarter{'s' if withheld.sum() > 1 else ''} not drawn "
+                        f"(a count from 1 to {min_cell - 1}).")
+            own = own[~withheld.to_numpy()]
+        ox = pd.to_datetime(own["quarter_start"])
+        # The name travels in customdata, never in the template (a name is data, not markup).
+        fig.add_trace(go.Scatter(x=ox, y=own["value"], mode="lines+markers", name=plotly_text(own_name),
+                                 line=dict(color=PALETTE[5], width=2.5), marker=dict(size=8, color=PALETTE[5]),
+                                 customdata=[[quarter_label(q), plotly_text(own_name)] for q in ox],
+                                 hovertemplate=f"%{{customdata[1]}}, %{{customdata[0]}}: %{{y:{fmt}}}<extra></extra>"))
+    fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Quarter", height=480,
+                      yaxis_title=plotly_text(value_label),
+                      xaxis=dict(tickmode="array", tickvals=list(x), ticktext=labels))
+    if len(x):
+        fig.update_xaxes(range=[x.min() - pd.Timedelta(days=45), x.max() + pd.Timedelta(days=45)])
+    values = [deciles[f"p{c}"] for c in (10, 90)] + ([own["value"]] if own is not None and len(own) else [])
+    if percent:
+        share_axis(fig, values)
+    return fit_layout(_note_below(fig, note))
+
+
 def highlight(fig: go.Figure, x: float, y: float, name: str, percent: bool) -> go.Figure:
     """Mark one unit (a clinician asked for by name or pseudonym) on a funnel or strip chart."""
     fmt = ".1%" if percent else ".1f"
@@ -613,15 +671,15 @@ def highlight(fig: go.Figure, x: float, y: float, name: str, percent: bool) -> g
 
 
 def clinic_distribution_chart(units: pd.DataFrame, title: str, value_label: str, pooled: float,
-                              percent: bool, min_cell: int = 0) -> go.Figure:
+                              percent: bool, min_cell: int = 0, ratio: bool = False) -> go.Figure:
     """Shrunken values of the clinicians in each clinic (box with every point), from clinic_name,
     unit_label and shrunk_value columns: does one clinic differ, or do clinicians differ within all? With
     `min_cell` (an export), clinicians whose counts the rule withholds are not drawn (funnel_chart)."""
-    withheld = _withheld_units(units, percent, min_cell)
+    withheld = _withheld_units(units, percent, min_cell, ratio)
     note = disclosure.unit_note(units, withheld, "unit_label", "clinician", min_cell) if withheld.any() else ""
     units = units[~withheld.to_numpy()]
     order = units.groupby("clinic_name")["shrunk_value"].median().sort_values().index
-    fmt = ".1%" if percent else ".1f"
+    fmt = RATIO_FORMAT if ratio else ".1%" if percent else ".1f"
     # Every clinician as a point while they can be told apart; beyond a few hundred, the box and its outliers.
     points = "all" if len(units) <= 300 else "outliers"
     # Clinic names are the axis's categories: plain text, and in customdata (not the template) for the hover.
@@ -632,7 +690,7 @@ def clinic_distribution_chart(units: pd.DataFrame, title: str, value_label: str,
                                               "unit_label", "clinic"),
                             hovertemplate=f"%{{customdata[0]}}: %{{y:{fmt}}}<extra>%{{customdata[1]}}</extra>")
                      for c in order])
-    fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text="pooled")
+    fig.add_hline(y=pooled, line=dict(color="#3e4c59", width=1), annotation_text=TARGET_NAMES[ratio])
     fig.update_layout(template="rxdash", title=plotly_text(title), xaxis_title="Clinic", yaxis_title=plotly_text(value_label),
                       showlegend=False)
     if percent:

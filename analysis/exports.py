@@ -173,12 +173,18 @@ def measure_csv(units: pd.DataFrame, measure: measures.Measure, min_cell: int = 
     """A measure's units (labelled: unit_label, clinic_name) as CSV under the disclosure rule, as `rxdash
     summarize` writes them (summary.suppress: small numerators, denominators and complements left blank,
     with complementary suppression; flags kept; `withheld_why` per row). Ids never leave: clinicians appear by
-    pseudonym."""
+    pseudonym. Units allowing for patient mix (they carry `expected`: stats.funnel_ratios) are written with
+    value = O/E and their limits around 1, plus expected, adjusted_share and `basis` naming what was allowed
+    for."""
     from analysis import summary
 
     table = units.assign(measure_id=measure.id, unit=measure.unit)
     table = summary.suppress(table, min_cell)
-    return csv_bytes(table[UNIT_COLUMNS].rename(columns={"unit_label": measure.unit, "clinic_name": "clinic"}))
+    ratio = "adjusted_share" in table
+    table["basis"] = (f"allowing for patient mix ({' '.join(measure.adjust_for)}): value is observed / expected"
+                      if ratio else "as observed")
+    extra = ["expected", "adjusted_share", "basis"] if ratio else ["basis"]
+    return csv_bytes(table[UNIT_COLUMNS + extra].rename(columns={"unit_label": measure.unit, "clinic_name": "clinic"}))
 
 
 def print_pdf(page: str, out: Path) -> Path:

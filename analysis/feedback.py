@@ -42,6 +42,9 @@ def benchmark(units: pd.DataFrame, direction: str, share: float = ABC_SHARE) -> 
     return float(best["numerator"].sum() / best["denominator"].sum())
 
 
+ADJUSTED_NOTE = ("<b>For patient mix</b>: your count against the count expected for your patients' age, sex, "
+                 "opioid use disorder and, for some measures, long-term therapy or a taper's starting dose (one "
+                 "model over all clinicians compared); 1.00 = as expected.")
 PEER_RULE = f"peers are the other clinicians in the selection with at least {stats.MIN_DENOMINATOR} cases in the measure"
 
 
@@ -62,9 +65,42 @@ def position(row: pd.Series) -> str:
     return "within the range chance alone would explain"
 
 
-def peer_row(result: stats.Funnel, m: measures.Measure, clinician_id: str, best: float | None = None) -> dict | None:
+def adjusted_position(adjusted: stats.Funnel | None, clinician_id: str) -> str:
+    """Where a clinician stands allowing for patient mix, in the words of `position`: "1.32 × the count
+    expected: within the range chance alone would explain"; "" when the measure is not
+    adjusted or the clinician is not in the comparison. The ratio is O/E itself, the point the funnel judges
+    (its shrunken value can sit near 1 while O/E is outside the limits, which would read as a contradiction)."""
+    if adjusted is None:
+        return ""
+    own = adjusted.units[adjusted.units["unit_id"] == clinician_id]
+    if own.empty or own.iloc[0]["flag"] == "too_few" or own.iloc[0]["value"] != own.iloc[0]["value"]:
+        return "" if own.empty else "too few patients to judge"
+    r = own.iloc[0]
+    return f"{r['value']:.2f} × the count expected: {position(r)}"
+
+
+SIDE_WORDS = {"high": "above", "low": "below", "within": "within"}   # the range, as the column before says
+
+
+def adjusted_cell(adjusted: stats.Funnel | None, clinician_id: str) -> str:
+    """The letter's "Allowing for patient mix" cell (HTML): O/E (adjusted_position) and where it stands, in two short
+    lines so the letter stays on one page; "as observed" for a measure that is not adjusted."""
+    if adjusted is None:
+        return "<span class='muted'>as observed</span>"
+    own = adjusted.units[adjusted.units["unit_id"] == clinician_id]
+    if own.empty:
+        return ""
+    r = own.iloc[0]
+    if r["flag"] == "too_few" or r["value"] != r["value"]:
+        return "too few to judge"
+    return f"<b>{r['value']:.2f}</b> × expected<br><span class='small muted'>{SIDE_WORDS[r['flag']]}</span>"
+
+
+def peer_row(result: stats.Funnel, m: measures.Measure, clinician_id: str, best: float | None = None,
+             adjusted: stats.Funnel | None = None) -> dict | None:
     """One measure for one clinician: own figures, the peers' shrunken values (peer_group), their median, the
-    share of peers lower, the benchmark (`best`, computed when not given) and the position. None when the
+    share of peers lower, the benchmark (`best`, computed when not given) and the position; `adjusted`, the
+    position allowing for patient mix (adjusted_position; "" without an adjusted comparison). None when the
     clinician has no patients in the measure. With no peer who can be judged, the median is NaN and the
     position says so."""
     units = result.units
@@ -88,6 +124,8 @@ def peer_row(result: stats.Funnel, m: measures.Measure, clinician_id: str, best:
         "benchmark": best if best is not None else
         benchmark(units, m.direction) if m.kind == "proportion" else float("nan"),
         "position": position(r) if len(values) else where,
+        "adjusted": adjusted_position(adjusted, clinician_id),
+        "adjusted_cell": adjusted_cell(adjusted, clinician_id),
     }
 
 
@@ -138,6 +176,8 @@ class Peers:
     # the factor set (analysis.dose_unknown), per attributed clinician.
     dose_unknown: dict[str, int] = dataclasses.field(default_factory=dict)
     extract_date: dt.date | None = None   # the end of the data: queries/data_bounds.sql data_end
+    # Each adjustable measure allowing for patient mix (measures.compare_adjusted), when the model could be fitted.
+    adjusted: dict[str, stats.Funnel] = dataclasses.field(default_factory=dict)
 
     def benchmarks(self) -> dict[str, float]:
         """Each measure's benchmark, the same in every letter."""
@@ -151,7 +191,8 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
     directory = db.read_frame(conn, "clinician_directory")
     allowed = summary.chosen_clinicians(directory, clinics)
     keep = lambda rows: summary.keep(rows, allowed)  # noqa: E731
-    results, unmeasured, provisional, dose_unknown = {}, {}, {}, {}
+    results, unmeasured, provisional, dose_unknown, adjusted = {}, {}, {}, {}, {}
+    mix = None
     for m in measures.configured(s.low_mme, s.high_mme):
         if m.unit != "clinician":
             continue
@@ -161,10 +202,14 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
             continue
         if not state.complete:
             provisional[m.id] = state
-        units = measures.unit_rows(keep(db.read_frame(conn, m.query, summary.measure_params(m, s, s.start, s.end,
-                                                                                          bounds))), m)
+        rows = keep(db.read_frame(conn, m.query, summary.measure_params(m, s, s.start, s.end, bounds)))
+        units = measures.unit_rows(rows, m)
         if len(units) >= 2:
             results[m.id] = (m, measures.compare(units, m))
+            if measures.adjustable(m):
+                mix = summary.patient_mix(conn, s) if mix is None else mix
+                if (fitted := measures.compare_adjusted(rows, mix, m, s.start, s.high_mme)) is not None:
+                    adjusted[m.id] = fitted
         if m.id == "high_dose_90":   # the long-term patients whose dose is unknown (the same for every dose measure)
             unknown = keep(db.read_frame(conn, m.query, {**summary.measure_params(m, s, s.start, s.end, bounds),
                                                          "dose_unknown": True}))
@@ -173,11 +218,13 @@ def compare_all(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ..
     names = db.read_frame(conn, "clinician_names")
     clinic_names = dict(zip(directory["clinic_id"], directory["clinic_name"]))
     taper_state = summary.measurability(measures.BY_ID["taper_rapid"], s, s.start, s.end, bounds)
-    if not taper_state.complete:
+    if not taper_state.has_figure:   # no taper in the period can be measured yet: said, never a date span of None
+        unmeasured["Tapers"] = f"{taper_state.word}: {taper_state.reason()}"
+    elif not taper_state.complete:
         provisional["tapers"] = taper_state
     return Peers(results, tapers, dict(zip(names["clinician_id"], names["clinician_name"])),
                  ", ".join(clinic_names[c] for c in clinics) or "all clinics", unmeasured, provisional,
-                 {str(k): int(v) for k, v in dose_unknown.items()}, bounds["data_end"])
+                 {str(k): int(v) for k, v in dose_unknown.items()}, bounds["data_end"], adjusted)
 
 
 def letter(peers: Peers, clinician_id: str, min_cell: int, benchmarks: dict[str, float] | None = None) -> Letter:
@@ -185,7 +232,7 @@ def letter(peers: Peers, clinician_id: str, min_cell: int, benchmarks: dict[str,
     profile page), whatever `min_cell` (which only suppresses small counts). `benchmarks` (Peers.benchmarks) saves recomputing them letter by letter."""
     best = benchmarks or peers.benchmarks()
     rows = [row for m, result in peers.results.values()
-            if (row := peer_row(result, m, clinician_id, best[m.id])) is not None]
+            if (row := peer_row(result, m, clinician_id, best[m.id], peers.adjusted.get(m.id))) is not None]
     name = peers.names.get(clinician_id) or clinician_id
     return Letter(clinician_id, name, pd.DataFrame(rows), taper_summary(peers.tapers, clinician_id),
                   peers.unmeasured, peers.provisional, peers.dose_unknown.get(clinician_id, 0), peers.extract_date)
@@ -202,7 +249,7 @@ def clinicians_with_patients(peers: Peers) -> list[str]:
 # ---- the page ------------------------------------------------------------------------------------------
 
 CSS = """
-@page { size: A4; margin: 13mm 14mm; }
+@page { size: A4; margin: 10mm 14mm; }
 body { font-family: Inter, 'Segoe UI', Helvetica, Arial, sans-serif; color: #1f2933; font-size: 10.5px;
        line-height: 1.35; margin: 0; }
 h1 { font-size: 19px; margin: 0 0 2px; } h2 { font-size: 13px; margin: 12px 0 3px; }
@@ -216,7 +263,7 @@ BLUE, ORANGE, GREEN, GREY = "#0072B2", "#E69F00", "#009E73", "#9aa5b1"
 
 
 def strip_svg(peers: list[float], own: float, median: float, best: float, percent: bool,
-                width: int = 200, height: int = 22) -> str:
+                width: int = 150, height: int = 22) -> str:
     """The peers' spread as grey ticks (a box and whiskers when there are many), their median (orange bar),
     the benchmark (green ring) and the clinician (blue diamond, left out when NaN), on one small axis from
     the lowest to the highest value."""
@@ -301,6 +348,7 @@ def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
             own = "too few to compare" if small else f"<b>{fmt(r.own)}</b><br><span class='small muted'>{fmt(r.own_lower)} to {fmt(r.own_upper)}</span>"
             best = fmt(r.benchmark) if r.benchmark == r.benchmark else "<span class='muted'>no better direction</span>"
             words = "fewer patients than can be shown" if small else html_text(r.position)
+            mix = "" if small else r.adjusted_cell
             svg = strip_svg(r.peers, float("nan") if small else r.own, r.median, r.benchmark, r.percent) \
                 if r.n_peers else ""
             mark = " †" if r.measure_id in l.provisional else ""     # provisional: the note under the table
@@ -310,10 +358,10 @@ def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
             unknown = (f"<br><span class='small muted'>+ {left} left out: dose unknown</span>"
                        if l.dose_unknown and m.query == "measure_ltot_dose" else "")
             cells.append(f"<tr><td>{html_text(r.measure)}{mark}</td><td>{_count(r.patients, min_cell, 'patients')}{unknown}</td>"
-                         f"<td>{own}</td><td>{fmt(r.median)}</td><td>{best}</td><td>{svg}</td><td>{words}</td></tr>")
+                         f"<td>{own}</td><td>{fmt(r.median)}</td><td>{best}</td><td>{svg}</td><td>{words}</td><td>{mix}</td></tr>")
         body = ("<h2>Your figures</h2><table><tr><th>Measure</th><th>Your patients</th><th>Your figure (95% "
                 "interval)</th><th>Peer median</th><th>Top performers</th><th>You among peers</th><th>Compared with "
-                "peers</th></tr>" + "".join(cells) + "</table>"
+                "peers</th><th>For patient mix</th></tr>" + "".join(cells) + "</table>"
                 f"<p class='legend small'><span><b style='color:{BLUE}'>◆</b> you</span><span><b style='color:{GREY}'>|"
                 f"</b> a peer</span><span><b style='color:{ORANGE}'>▮</b> peer median</span><span><b style='color:"
                 f"{GREEN}'>○</b> top performers</span><span>with more than {MAX_TICKS} peers, a box: the middle half of "
@@ -334,6 +382,7 @@ def page(l: Letter, s: summary.Settings, scope: str, min_cell: int = 11) -> str:
              "conversation, not an answer. <b>Top performers</b>: the achievable benchmark of care, the pooled figure "
              "of the best-placed colleagues who together hold at least 10% of the patients (Kiefe 2001), shown only "
              f"where the measure has a better direction. {PEER_RULE[0].upper() + PEER_RULE[1:]}. "
+             f"{ADJUSTED_NOTE} "
              + html_text(" ".join(summary.parameter_lines(s)))
              + (f" Counts from 1 to {min_cell - 1} are not shown." if min_cell > 1 else
                 " Small counts are shown (internal use).")

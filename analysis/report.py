@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import charts, coverage, db, disclosure, dose, dose_unknown, exports, measures, privacy, stats, summary, tapering
+from analysis import casemix, charts, coverage, db, disclosure, dose, dose_unknown, exports, measures, privacy, stats, summary, tapering
 from analysis.display import counted, html_text
 
 CSS = """
@@ -98,6 +98,19 @@ def standout_sentence(units: pd.DataFrame, measure: measures.Measure,
     elif low:
         parts.append(f"{len(low)} {of} {verb(len(low))} below the range chance explains: {names(low)}")
     return "; ".join(parts) + f" ({measure.direction} is better)."
+
+
+def adjusted_reading(adjusted: stats.Funnel | None, measure: measures.Measure, labels: dict[str, str]) -> str:
+    """The funnel's headline allowing for patient mix: "Allowing for patient mix (age band, sex and opioid use
+    disorder): none of the 33 clinicians judged is outside the range chance explains."; or why it is not shown.
+    labels: unit_id -> the name shown (pseudonym or clinic name)."""
+    if adjusted is None:
+        return (f"Allowing for patient mix: not shown (the model needs at least {casemix.MIN_PATIENTS_TO_FIT} "
+                f"{case_word(measure)}, some in the numerator and some not).")
+    units = adjusted.units.assign(unit_label=adjusted.units["unit_id"].map(labels))
+    sentence = standout_sentence(units, measure)
+    return (f"Allowing for patient mix ({casemix.label_list(adjusted.model.characteristics)}; observed against "
+            f"expected counts): {sentence[0].lower() + sentence[1:]}")
 
 
 def index_text(value: float, estimable: bool) -> str:
@@ -229,8 +242,9 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
         f"<tr><td>{html_text(k)}</td><td><b>{html_text(v)}</b></td></tr>" for k, v in overview) + "</table>"
         + "".join(f"<p class='muted'>{html_text(n)}</p>" for n in notes))
 
-    # Each measure's funnel with its reading
+    # Each measure's funnel with its reading, as observed and allowing for patient mix
     parts.append("<h2>Clinician variation, measure by measure</h2>")
+    mix = None
     for m, rows, result in results.values():
         parts.append(f"<h3>{html_text(m.title)}</h3>")
         state = states[m.id]
@@ -250,6 +264,11 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
                               and len(u := measures.unit_rows(keep(db.read_frame(
                                   conn, m.query, summary.measure_params(m, s, q0, q1, bounds))), m)) >= 2])
         parts.append(f"<p class='reading'>{html_text(reading(result, m, trend))}</p>")
+        if measures.adjustable(m):
+            mix = summary.patient_mix(conn, s) if mix is None else mix
+            fitted = measures.compare_adjusted(rows, mix, m, s.start, s.high_mme)
+            names = labels if m.unit == "clinician" else clinic_names
+            parts.append(f"<p class='reading'>{html_text(adjusted_reading(fitted, m, names))}</p>")
         if dose_unknown.is_dose_based(m.query):   # patients left out for an unknown dose, counted (suppressed)
             params = {**summary.measure_params(m, s, s.start, s.end, bounds), "dose_unknown": True}
             unknown = len(keep(db.read_frame(conn, m.query, params)))
@@ -296,7 +315,10 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
     for m, _, _ in results.values():
         parts.append(f"<h3>{html_text(m.title)} <span class='muted'>({m.id})</span></h3><p>"
                      f"{html_text(m.why)}<br><b>Numerator:</b> {html_text(m.numerator)}. <b>Denominator:</b> "
-                     f"{html_text(m.denominator)}. <b>Better when:</b> {m.direction}. <b>SQL:</b> "
+                     f"{html_text(m.denominator)}. <b>Better when:</b> {m.direction}. "
+                     + (f"<b>Allowing for patient mix:</b> {html_text(casemix.label_list(m.adjust_for))}: "
+                        if measures.adjustable(m) else "<b>Shown as observed only:</b> ")
+                     + f"{html_text(m.adjust_why)} <b>SQL:</b> "
                      f"queries/{m.query}.sql. <b>Reviewed</b> {m.reviewed_on}; next review {m.next_review}.</p>")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Prescribing consistency report "
             f"{html_text(period)}</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")

@@ -5,6 +5,8 @@ Pure functions on one row per unit. Sources:
   (exact binomial limits with interpolation, Appendix A.1.1).
 - Spiegelhalter DJ. Handling over-dispersion of performance indicators. Qual Saf Health Care
   2005;14:347-351 (winsorised z-scores, phi, DerSimonian-Laird additive random-effects limits).
+  Standardised ratios O/E: exact Poisson limits (A.1.2); overdispersion on the square-root scale, as
+  FunnelPlotR's "SR" funnels with sr_method = "CQC".
 - Merlo J et al. J Epidemiol Community Health 2006;60:290-297 (median odds ratio).
 - Morris CN. Parametric empirical Bayes inference. JASA 1983;78:47-55 (posterior variance of shrunken means).
 FunnelPlotR (NHS-R community) is the model for returning numbers, not just a picture.
@@ -50,6 +52,8 @@ class Funnel:
     tau2: float           # DerSimonian-Laird between-unit variance (0 when there is no excess variation)
     limits: str           # "exact binomial", "normal" or "additive random effects (DerSimonian-Laird)"
     scale: float | None = None  # pooled within-unit SD, for means (None for proportions)
+    basis: str = "observed"     # observed, or adjusted: value is O/E against the patient mix (funnel_ratios)
+    model: object = None        # for adjusted: the patient-mix model's analysis.casemix.Fit
 
 
 def _dispersion(z: np.ndarray, variance: np.ndarray) -> tuple[float, float]:
@@ -178,12 +182,113 @@ def funnel_means(units: pd.DataFrame, overdispersion: bool = True,
     return Funnel(out, pooled, phi, tau2, limits, pooled_sd)
 
 
+def poisson_limit(expected: np.ndarray | float, prob: float) -> np.ndarray:
+    """The `prob` quantile of a standardised ratio O/E when O ~ Poisson(E), interpolated as binomial_limit
+    (Spiegelhalter 2005, Stat Med, A.1.2): r = the smallest count with P(O <= r) >= prob, alpha = (P(O <= r) -
+    prob) / P(O = r), limit = (r - alpha) / E. Shape of `expected`; a ratio (1 = as expected)."""
+    e = np.asarray(expected, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = stats.poisson.ppf(prob, e)
+        at_r = stats.poisson.cdf(r, e)
+        below = stats.poisson.cdf(r - 1, e)
+        alpha = np.where(at_r > below, (at_r - prob) / (at_r - below), 0.0)
+        return np.clip((r - alpha) / e, 0.0, None)
+
+
+def _ratio_limits(expected: np.ndarray, tau2: float, adjusted: bool) -> dict[str, np.ndarray]:
+    """lower/upper at each level around O/E = 1: exact Poisson, or with overdispersion the additive
+    random-effects limits on the square-root scale, (1 -/+ z sqrt(1 / 4E + tau^2))^2 (Spiegelhalter 2005, QSHC)."""
+    out = {}
+    for label, level in LEVELS.items():
+        if adjusted:
+            half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(1 / (4 * expected) + tau2)
+            out[f"lower_{label}"] = np.clip(1 - half, 0, None) ** 2
+            out[f"upper_{label}"] = (1 + half) ** 2
+        else:
+            out[f"lower_{label}"] = poisson_limit(expected, (1 - level) / 2)
+            out[f"upper_{label}"] = poisson_limit(expected, 0.5 + level / 2)
+    return out
+
+
+def funnel_ratios(units: pd.DataFrame, overdispersion: bool = True,
+                  min_denominator: int = MIN_DENOMINATOR) -> Funnel:
+    """Funnel limits for standardised ratios O/E (analysis.casemix) from `numerator` (O, a count),
+    `expected` (E, the sum of the patients' expected probabilities), `denominator` (patients) and, for the
+    boundary rule, `chance_all` / `chance_none` (the model's chance that every / no patient is in the
+    numerator: the product of p or of 1 - p over the unit's patients).
+
+    Target 1 (as expected for the patient mix; the fitted expected counts sum to the observed ones). Limits:
+    exact Poisson around E; when the winsorised phi of z = 2 (sqrt(O) - sqrt(E)) exceeds 1 and tau^2 > 0
+    (square-root scale, s^2 = 1 / 4E), additive random-effects limits. Flags as funnel_proportions: too_few
+    under `min_denominator` patients, and a unit at 0/n or n/n flagged only when its chance under the model is
+    below the 99.8% limit's tail. value = O/E; adjusted_share = O/E x the pooled share (the share the unit
+    would have with the average patient mix), for reading beside the observed share.
+    """
+    out = units.copy()
+    o = out["numerator"].to_numpy(float)
+    e = out["expected"].to_numpy(float)
+    has = e > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["value"] = np.where(has, o / np.where(has, e, 1), np.nan)
+        variance = np.where(has, 1 / (4 * np.where(has, e, 1)), np.nan)
+    total = out.loc[has, "denominator"].sum()
+    pooled_share = float(out.loc[has, "numerator"].sum() / total) if total else float("nan")
+    out["pooled_value"] = 1.0
+    out["adjusted_share"] = out["value"] * pooled_share
+    out["se"] = np.sqrt(variance)
+    out["z"] = 2 * (np.sqrt(o) - np.sqrt(e))
+    valid = has & np.isfinite(out["z"].to_numpy())
+    phi, tau2 = _dispersion(out.loc[valid, "z"].to_numpy(), variance[valid])
+    adjusted = overdispersion and phi > 1 and tau2 > 0
+    for column, limit in _ratio_limits(np.where(has, e, np.nan), tau2, adjusted).items():
+        out[column] = limit
+    boundary = (out["chance_all"].to_numpy(float), out["chance_none"].to_numpy(float))
+    out["flag"] = _flag(out, out["value"], min_denominator, boundary)
+    limits = ("additive random effects (DerSimonian-Laird, square-root scale)" if adjusted else "exact Poisson")
+    return Funnel(shrink_ratios(out), 1.0, phi, tau2, limits, basis="adjusted")
+
+
+def shrink_ratios(units: pd.DataFrame) -> pd.DataFrame:
+    """Empirical-Bayes (Poisson-gamma) ratios: shrunk_value, shrunk_lower, shrunk_upper (95% interval).
+
+    O ~ Poisson(E theta), theta ~ Gamma(alpha, alpha) (mean 1), alpha fitted to all units by maximum
+    likelihood of the negative binomial margin; the posterior is Gamma(alpha + O, alpha + E). alpha is kept in
+    [1, total O] for the reasons _beta_binomial_prior gives (no prior more diffuse than an exponential, none
+    carrying more information than all the cases it was fitted from).
+    """
+    out = units.copy()
+    keep = (out["expected"] > 0).to_numpy()
+    o = out.loc[keep, "numerator"].to_numpy(float)
+    e = out.loc[keep, "expected"].to_numpy(float)
+    if keep.sum() < 2 or o.sum() == 0:
+        out["shrunk_value"] = out["shrunk_lower"] = out["shrunk_upper"] = np.nan
+        return out
+    top = max(float(o.sum()), 1.0)
+
+    def nll(log_alpha: float) -> float:
+        a = np.exp(log_alpha)
+        return -float(np.sum(special.gammaln(o + a) - special.gammaln(a) + a * np.log(a / (a + e))
+                             + o * np.log(e / (a + e))))
+
+    fit = optimize.minimize_scalar(nll, bounds=(0.0, np.log(top)), method="bounded", options={"xatol": 1e-10})
+    alpha = float(np.exp(fit.x)) if top > 1 else 1.0
+    post_a, post_b = alpha + o, alpha + e
+    out.loc[keep, "shrunk_value"] = post_a / post_b
+    out.loc[keep, "shrunk_lower"] = stats.gamma.ppf(0.025, post_a, scale=1 / post_b)
+    out.loc[keep, "shrunk_upper"] = stats.gamma.ppf(0.975, post_a, scale=1 / post_b)
+    return out
+
+
 def funnel_lines(funnel: Funnel, n_max: float, points: int = 200) -> pd.DataFrame:
     """The funnel's limit lines on a grid of denominators 1..n_max: n, lower/upper at 95% and 99.8%
-    (proportions 0-1; means in their unit, never below zero)."""
+    (proportions 0-1; means in their unit, never below zero; for an adjusted funnel, n is the expected
+    count from 0.5 to n_max and the limits are ratios O/E)."""
+    adjusted = funnel.limits.startswith("additive")
+    if funnel.basis == "adjusted":   # n is the expected count E, and the lines are ratios around 1
+        e = np.geomspace(0.5, max(n_max, 2) * 1.05, points)
+        return pd.DataFrame({"n": e, **_ratio_limits(e, funnel.tau2, adjusted)})
     n = np.unique(np.round(np.geomspace(1, max(n_max, 2) * 1.05, points)))
     out = pd.DataFrame({"n": n})
-    adjusted = funnel.limits.startswith("additive")
     for label, level in LEVELS.items():
         z = stats.norm.ppf(0.5 + level / 2)
         if funnel.scale is not None:

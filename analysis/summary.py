@@ -23,11 +23,16 @@ from analysis import coverage, db, disclosure, dose, exports, measures, stats
 MEASURE_COLUMNS = ["measure_id", "unit", "clinician_id", "clinic_id", "numerator", "denominator", "value",
                    "pooled_value", "lower_95", "upper_95", "lower_998", "upper_998", "flag", "shrunk_value",
                    "shrunk_lower", "shrunk_upper", "limits", "phi", "tau2"]
+# Allowing for patient mix (analysis.casemix; blank for a measure shown only as observed): expected count E,
+# the standardised ratio O/E with its limits and flag, the share at the average patient mix, and what the
+# patient-level model adjusted for.
+ADJUSTED_COLUMNS = ["adjusted_for", "expected", "ratio", "ratio_lower_95", "ratio_upper_95", "ratio_lower_998",
+                    "ratio_upper_998", "adjusted_flag", "adjusted_share"]
 # Whether the period can be fully measured (analysis.coverage): complete, provisional (with the days that
 # can be), or a word instead of any figure (not measurable yet; needs a period of at least N days).
 MEASUREMENT_COLUMNS = ["measurement", "measurable_from", "measurable_to", "measurement_note"]
 # Columns that give away a suppressed count (value x denominator = numerator; shrunk values likewise).
-DERIVED = ["numerator", "value", "shrunk_value", "shrunk_lower", "shrunk_upper"]
+DERIVED = ["numerator", "value", "shrunk_value", "shrunk_lower", "shrunk_upper", "ratio", "adjusted_share"]
 SALT_ENV = "RXDASH_PATIENT_KEY_SECRET"
 
 
@@ -75,13 +80,15 @@ def measure_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
     row with no unit and no figures, saying why."""
     bounds = data_bounds(conn)
     frames = []
+    columns = MEASURE_COLUMNS + ADJUSTED_COLUMNS + MEASUREMENT_COLUMNS
+    mix = None
     for m in measures.configured(s.low_mme, s.high_mme):
         if m.id not in s.selected:
             continue
         state = measurability(m, s, s.start, s.end, bounds)
         if not state.has_figure:
             frames.append(pd.DataFrame([{"measure_id": m.id, "unit": m.unit, **measurement_cells(state)}],
-                                       columns=MEASURE_COLUMNS + MEASUREMENT_COLUMNS))
+                                       columns=columns))
             continue
         rows = db.read_frame(conn, m.query, measure_params(m, s, s.start, s.end, bounds))
         units = measures.unit_rows(rows, m)
@@ -94,32 +101,62 @@ def measure_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
         if m.unit == "clinic":
             t["clinic_id"] = t["unit_id"]
         t["limits"], t["phi"], t["tau2"] = result.limits, result.phi, result.tau2
-        frames.append(t[MEASURE_COLUMNS].assign(**measurement_cells(state)))
+        if measures.adjustable(m):
+            mix = patient_mix(conn, s) if mix is None else mix
+            t = t.merge(adjusted_cells(measures.compare_adjusted(rows, mix, m, s.start, s.high_mme)), on="unit_id",
+                        how="left")
+        frames.append(t.reindex(columns=columns[:-len(MEASUREMENT_COLUMNS)]).assign(**measurement_cells(state)))
     if not frames:
-        return pd.DataFrame(columns=MEASURE_COLUMNS + MEASUREMENT_COLUMNS)
+        return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
 
 
-def consistency_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
-    """Variation indices per measure and calendar quarter of the period ("are we converging?")."""
+def patient_mix(conn: sa.Connection, s: Settings) -> pd.DataFrame:
+    """queries/patient_mix.sql for the period: one row per patient of the characteristics (analysis.casemix)."""
+    return db.read_frame(conn, "patient_mix", {"start": s.start, "end": s.end, "exclude": s.dosing.exclude})
+
+
+def adjusted_cells(result: stats.Funnel | None) -> pd.DataFrame:
+    """ADJUSTED_COLUMNS per unit_id from an adjusted funnel (none when the model had nothing to fit)."""
+    if result is None:
+        return pd.DataFrame(columns=["unit_id"] + ADJUSTED_COLUMNS)
+    u = result.units
+    return pd.DataFrame({
+        "unit_id": u["unit_id"], "adjusted_for": " ".join(result.model.characteristics), "expected": u["expected"],
+        "ratio": u["value"], "ratio_lower_95": u["lower_95"], "ratio_upper_95": u["upper_95"],
+        "ratio_lower_998": u["lower_998"], "ratio_upper_998": u["upper_998"], "adjusted_flag": u["flag"],
+        "adjusted_share": u["adjusted_share"]})
+
+
+def quarter_results(conn: sa.Connection, s: Settings, clinicians: frozenset[str] | None = None):
+    """Each selected measure in each calendar quarter of the period, compared among `clinicians` (None: all):
+    yields (measure, quarter_start, quarter_end, measurability, funnel or None). The funnel is None when the
+    quarter cannot be measured or nobody counts; "are we converging?" and "what changed" (analysis.trends)
+    both read it."""
     bounds = data_bounds(conn)
-    out = []
     for q_start, q_end in measures.quarters(s.start, s.end):
         for m in measures.configured(s.low_mme, s.high_mme):
             if m.id not in s.selected:
                 continue
             state = measurability(m, s, q_start, q_end, bounds)
-            base = {"measure_id": m.id, "quarter_start": q_start, "quarter_end": q_end,
-                    "measurement": state.word or coverage.COMPLETE}
             if not state.has_figure:
-                out.append({**base, "units": 0, "judged_units": 0, "estimable": False})
+                yield m, q_start, q_end, state, None
                 continue
-            rows = db.read_frame(conn, m.query, measure_params(m, s, q_start, q_end, bounds))
-            units = measures.unit_rows(rows, m)
-            if units.empty:
-                out.append({**base, "units": 0, "judged_units": 0, "estimable": False})
-                continue
-            out.append({**base, **stats.consistency(units, m.kind)})
+            units = measures.unit_rows(keep(db.read_frame(conn, m.query, measure_params(m, s, q_start, q_end, bounds)),
+                                            clinicians), m)
+            yield m, q_start, q_end, state, (measures.compare(units, m) if not units.empty else None)
+
+
+def consistency_table(conn: sa.Connection, s: Settings) -> pd.DataFrame:
+    """Variation indices per measure and calendar quarter of the period ("are we converging?")."""
+    out = []
+    for m, q_start, q_end, state, result in quarter_results(conn, s):
+        base = {"measure_id": m.id, "quarter_start": q_start, "quarter_end": q_end,
+                "measurement": state.word or coverage.COMPLETE}
+        if result is None:
+            out.append({**base, "units": 0, "judged_units": 0, "estimable": False})
+            continue
+        out.append({**base, **stats.indices(result, m.kind)})
     return pd.DataFrame(out)
 
 
@@ -246,7 +283,7 @@ def suppress(table: pd.DataFrame, min_cell: int = 11) -> pd.DataFrame:
     rule = pd.concat([disclosure.withhold_units(num[rows.index], den[rows.index], is_mean[rows.index], min_cell)
                       for _, rows in out.groupby("measure_id", sort=False)]).reindex(out.index)
     hide, small_den = rule["withheld"].astype(bool), rule["small_den"].astype(bool)
-    out.loc[hide, DERIVED] = np.nan
+    out.loc[hide, [c for c in DERIVED if c in out]] = np.nan
     out.loc[hide, "numerator"] = None
     out.loc[small_den, "denominator"] = None
     out.loc[hide, "withheld_why"] = rule.loc[hide, "why"] + ": numerator, value and shrunken value withheld"
@@ -313,6 +350,9 @@ def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime,
         "                          limit after any overdispersion adjustment, within, or too_few: under 11",
         "                          cases, never judged; a unit at 0% or 100% is high/low only when chance under",
         "                          the pooled rate is below 0.1%), empirical-Bayes shrunken value with a 95% interval.",
+        "                          Allowing for patient mix (blank where a measure is not adjusted): adjusted_for",
+        "                          (the characteristics of the patient-level logistic regression), expected (E),",
+        "                          ratio (O/E) with its limits, adjusted_flag, adjusted_share (O/E x pooled share).",
         ("  tapers.csv              one row per taper or discontinuation starting in the period (patient keys:"
          if s.min_cell <= 1 else
          "  tapers.csv              one row per clinician: tapers and discontinuations starting in the period,"),

@@ -339,6 +339,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _serve(url, args.host, args.port)
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from analysis import db, digest, dose, summary
+
+    try:
+        q_start, q_end = digest.parse_quarter(args.quarter)
+        settings = summary.Settings(q_start, q_end, dose.DoseParams(args.factor_set, not args.no_exclusions))
+        engine = db.make_engine(db.resolve_url(args.db), read_only=True, schema=db.resolve_schema(args.schema))
+        out = digest.write(engine, args.quarter, args.out, settings, tuple(args.clinic or ()))
+    except (ValueError, sa.exc.DBAPIError) as e:
+        print(f"rxdash digest: error: {str(getattr(e, 'orig', e)).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"Wrote {out} ({_size(out)})")
+    return 0
+
+
 def _period_arguments(p: argparse.ArgumentParser, db_help: str, out_help: str) -> None:
     """The arguments `summarize`, `report` and `feedback` share: database, period, output, factor set, exclusions."""
     from analysis.dose import FACTOR_SETS
@@ -372,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxdash", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     db_help = "SQLAlchemy URL (default: $RXDASH_DB_URL, Streamlit secrets, else duckdb:///rxdash.duckdb)"
+    from analysis import dose
 
     p = sub.add_parser("load", help="validate and load a source: a folder of contract CSV files, an OMOP CDM "
                                     "extract, FHIR R4 files or CMS Part D event files")
@@ -423,6 +441,18 @@ def build_parser() -> argparse.ArgumentParser:
     _period_arguments(p, db_help, "FILE.pdf or FILE.html")
     p.add_argument("--clinic", action="append", help="only these clinics (repeat for several)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("digest", help="the quarterly digest for a committee: what moved, who crossed the limits, "
+                                      "how variation changed")
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--schema", help=SCHEMA_HELP)
+    p.add_argument("--quarter", required=True, help="the quarter, e.g. 2025Q4")
+    p.add_argument("--out", type=Path, required=True, help="FILE.pdf or FILE.html")
+    p.add_argument("--clinic", action="append", help="only these clinics (repeat for several)")
+    p.add_argument("--factor-set", default="cdc2022", choices=list(dose.FACTOR_SETS))
+    p.add_argument("--no-exclusions", action="store_true",
+                   help="keep patients with cancer, hospice/palliative care or sickle cell disease")
+    p.set_defaults(func=cmd_digest)
 
     p = sub.add_parser("feedback", help="peer-comparison letters: a one-page PDF for a clinician, or a zip for all")
     _period_arguments(p, db_help, "FILE.pdf for one clinician (or FILE.html), FILE.zip with --all")

@@ -68,21 +68,30 @@ def warm(calls: list[tuple[str, dict[str, object]]], workers: int = 3) -> None:
 
 @st.cache_data(ttl=600, max_entries=256, show_spinner=False)
 def _compared(url: str, measure: measures.Measure, params: tuple[tuple[str, object], ...],
-              clinicians: frozenset[str] | None) -> stats.Funnel | None:
+              clinicians: frozenset[str] | None, basis: str = "observed",
+              high_mme: float = measures.THRESHOLDS["high"]) -> stats.Funnel | None:
     rows = _run(url, measure.query, params)
     if clinicians is not None:
         rows = rows[rows["clinician_id"].isin(clinicians)]
+    if basis == "adjusted":
+        given = dict(params)
+        mix = _run(url, "patient_mix", tuple(sorted({"start": given["start"], "end": given["end"],
+                                                      "exclude": given["exclude"]}.items())))
+        return measures.compare_adjusted(rows, mix, measure, given["start"], high_mme)
     units = measures.unit_rows(rows, measure)
     return measures.compare(units, measure) if not units.empty else None
 
 
 def compared(measure: measures.Measure, params: dict[str, object],
-             clinicians: frozenset[str] | None) -> stats.Funnel | None:
+             clinicians: frozenset[str] | None, basis: str = "observed",
+             high_mme: float = measures.THRESHOLDS["high"]) -> stats.Funnel | None:
     """A measure's funnel (limits, flags, shrunken values) among the patients of `clinicians` (None: all);
-    None when no patient counts. The query result is shared with every other filter on clinicians."""
+    None when no patient counts. The query result is shared with every other filter on clinicians.
+    basis "adjusted": allowing for patient mix (measures.compare_adjusted: the model fitted over the patients of
+    `clinicians`; high_mme splits the taper measures' baseline doses); None when it cannot be fitted."""
     url = database_url()
     with _plain_errors(url, measure.query):
-        return _compared(url, measure, tuple(sorted(params.items())), clinicians)
+        return _compared(url, measure, tuple(sorted(params.items())), clinicians, basis, high_mme)
 
 
 @contextlib.contextmanager

@@ -16,8 +16,8 @@ log = logging.getLogger("rxdash.warmup")
 
 def default_view() -> None:
     """Fill the query cache for the default filters: Overview, Clinician variation (first measure with its
-    quarterly trend), Tapers. Errors are ignored: the pages report them in plain words when visited."""
-    from dashboard import data, filters
+    quarterly trend), Tapers, and what moved (every measure by quarter). Errors are ignored: the pages report them in plain words when visited."""
+    from dashboard import data, filters, over_time
     from dashboard.views import overview, tapers, variation
 
     # Cached functions called outside a page run warn that there is no page ("missing ScriptRunContext"):
@@ -35,6 +35,7 @@ def default_view() -> None:
         data.query("taper_outcomes", **f.taper_params())
         data.query("monthly_opioid_fills", start=f.start, end=f.end, exclude=f.dose().exclude,
                    **f.clinician_params())
+        over_time.moved(f)   # the Overview's "what moved": every measure's quarters over two years
     except Exception as e:  # noqa: BLE001 - a failed warm-up must never stop the server
         log.warning("warm-up stopped: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
         return

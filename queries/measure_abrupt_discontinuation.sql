@@ -5,7 +5,9 @@
 -- :baseline_min_mme over the :baseline_days before the period starts, or a taper starting in the period
 -- (whose baseline is eligible by definition). Columns: patient_id, clinician_id, clinic_id (most opioid
 -- days in the :baseline_days before the first taper start in the period, or before the period start),
--- in_numerator (an abrupt discontinuation starts in the period), value (NULL).
+-- in_numerator (an abrupt discontinuation starts in the period), value (NULL), baseline_mme (MME a day: the
+-- highest baseline of the patient's tapers in the period, else the baseline before the period starts;
+-- analysis.casemix's baseline dose band).
 -- :dose_unknown (boolean, false): a patient whose dose is unknown on a day of the baseline before the
 -- period, or whose taper in the period is left out (_stored_tapers.sql), is left out; true returns them.
 with
@@ -28,7 +30,8 @@ period_tapers as (
     select
         patient_id,
         min(taper_start) as first_start,
-        max(case when category = 'abrupt_discontinuation' then 1 else 0 end) as abrupt
+        max(case when category = 'abrupt_discontinuation' then 1 else 0 end) as abrupt,
+        max(baseline_mme) as baseline_mme
     from tapers
     where taper_start between :start and :end
     group by patient_id
@@ -54,9 +57,12 @@ final as (
         a.clinician_id,
         a.clinic_id,
         n.abrupt as in_numerator,
-        cast(null as double precision) as value
+        cast(null as double precision) as value,
+        coalesce(t.baseline_mme, b.baseline_mme) as baseline_mme
     from anchors as n
     inner join anchored_attribution as a on a.patient_id = n.patient_id and a.anchor_day = n.anchor_day
+    left join period_tapers as t on t.patient_id = n.patient_id
+    left join start_baselines as b on b.patient_id = n.patient_id
 )
 
 select * from final

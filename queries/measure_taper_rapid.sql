@@ -3,7 +3,8 @@
 --   parameters of _stored_tapers.sql (:rapid_min_pct among them; tapers were measured at load time).
 -- Returns one row per taper or discontinuation starting in the period: patient_id, clinician_id,
 -- clinic_id (attributed at the taper start: most opioid days in the baseline window before it),
--- in_numerator (speed > :rapid_min_pct % of baseline a month), value (the speed).
+-- in_numerator (speed > :rapid_min_pct % of baseline a month), value (the speed), baseline_mme (MME a day
+-- before the taper: analysis.casemix's baseline dose band).
 with
 -- @include opioid_rx
 -- @include measurable_patients
@@ -21,7 +22,8 @@ final as (
         a.clinician_id,
         a.clinic_id,
         t.max_monthly_reduction_pct > :rapid_min_pct as in_numerator,
-        t.max_monthly_reduction_pct as value
+        t.max_monthly_reduction_pct as value,
+        t.baseline_mme
     from tapers as t
     inner join anchored_attribution as a on a.patient_id = t.patient_id and a.anchor_day = t.taper_start
 )

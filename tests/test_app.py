@@ -232,6 +232,21 @@ def test_variation_tabs_draw_only_when_opened_and_come_from_the_link(worked):
     assert sorted(table["denominator"]) == [1, 2, 2] and set(table["clinic_name"]) == {"North", "South"}
 
 
+def test_variation_allowing_for_patient_mix_needs_enough_patients_and_says_so(worked):
+    # The worked example has a handful of patients: fewer than the 20 a patient-mix model needs, so the page
+    # says why and shows the observed comparison; the link keeps the choice.
+    at = run("variation", {**H1, "measure": "high_dose_50", "basis": "adjusted"})
+    assert not at.exception
+    assert at.radio(key="basis").value == "adjusted"
+    assert at.info[0].value.startswith("**Shown as observed.** Patient mix cannot be allowed for here: the model "
+                                       "needs at least 20 patients")
+    assert [c["layout"]["title"]["text"] for c in charts(at)][0].startswith(
+        "Long-term patients at 50 MME a day or more: clinicians compared, 01 Jan")
+    # The average dose is never adjusted: no choice, and the reason in a caption.
+    at = run("variation", {**H1, "measure": "mean_daily_mme", "basis": "adjusted"})
+    assert not at.radio and any(c.value.startswith("Shown as observed. An average dose") for c in at.caption)
+
+
 def test_variation_says_when_a_measure_has_no_cases(worked):
     # December 2024 can be measured (baseline from 2024-06-04, the data's start being 2024-06-01; follow-up to
     # 2025-07-28, before the data end 2025-12-23) and no taper starts in it (T1 and T2 start 2025-02-26).
@@ -340,7 +355,10 @@ def test_profile_asks_for_a_clinician_and_says_when_there_is_nothing(worked):
     # D4 has only M1: in the clinic-level measure (not shown here) and in benzo_overlap (0 of 1); no tapers.
     assert list(at.table[0].value["Measure"]) == ["Opioids with benzodiazepines"]
     assert "No peer has the 11 patients needed" in at.info[0].value      # no strip chart of a lone diamond
-    assert "No tapers" in at.info[1].value
+    # Over time: one clinician with one patient gives no quarter a spread of peers, said in words.
+    assert at.info[1].value == ("No quarter in the 8 up to the period's end has the 5 clinicians with 11 patients each "
+                                "that a spread needs.")
+    assert "No tapers" in at.info[2].value
     at = run("profile", {"start": "2024-06-01", "end": "2024-06-30", "clinician": label("D4").split()[-1]})
     assert "has no patients counted" in at.info[0].value
 
@@ -373,10 +391,15 @@ def test_methods_page_shows_declarations_sql_and_the_parameters_in_force(worked)
 
     at = run("methods", {**H1, "high": "80", "rapid": "35"})
     labels = [e.label for e in at.main.expander]
-    assert labels[0] == "Long-term patients at 80 MME a day or more (high_dose_90)"
-    assert len(labels) == len(measures.MEASURES)
+    declared = [x for x in labels if x.endswith(")")]
+    assert declared[0] == "Long-term patients at 80 MME a day or more (high_dose_90)"
+    assert len(declared) == len(measures.MEASURES)
+    # Allowing for patient mix: one entry per measure compared between clinicians or adjusted, saying which.
+    mix = [x for x in labels if ": adjusted for " in x or x.endswith(": shown as observed")]
+    assert "Long-term patients at 80 MME a day or more: adjusted for age band, sex and opioid use disorder" in mix
+    assert "Average daily dose of long-term patients: shown as observed" in mix and len(mix) == len(measures.MEASURES)
     assert len(at.code) == len(measures.MEASURES) and "measure_benzo_overlap" in at.code[3].value
-    params = at.dataframe[0].value.set_index("parameter")
+    params = next(d.value for d in at.dataframe if "parameter" in d.value.columns).set_index("parameter")
     assert params.loc["rapid_min_pct", "value"] == "35% of the baseline a month"
     assert params.loc["baseline_min_mme", "value"] == "50 MME a day"
     factors = at.dataframe[-1].value

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis import charts
+from analysis import charts, trends
 
 
 def _units(n: int) -> pd.DataFrame:
@@ -68,7 +68,14 @@ def every_figure(d, long: str = "") -> dict[str, tuple[go.Figure, str, dict[str,
     month = i["fills"]["month"].iloc[0]
     charts.shade_incomplete(fills, [(month, month + pd.Timedelta(days=6), "provisional")], "Latest week")
     peer = charts.peer_strip_chart(i["peers"], "Peers" + long)
+    # Deciles by quarter from the units' shares (each month a quarter here), one unit's line on top.
+    quarters = i["fills"]["month"]
+    series = pd.concat([units.assign(quarter_start=q) for q in quarters], ignore_index=True)
+    deciles = trends.deciles(series, min_denominator=1)
+    own = series[series["unit_id"] == "U0"][["quarter_start", "value", "numerator", "denominator"]]
+    decile = charts.decile_chart(deciles, "Deciles <b>d</b>" + long, "Share", True, own, "Clinician <b>0</b>")
     return {
+        "decile_chart": (decile, "Deciles <b>d</b>" + long, {"yaxis": "share"}),
         "monthly_fills_chart": (fills, f"Patients filling an opioid analgesic, by month ({year})", {"yaxis": "count"}),
         "shade_incomplete": (fills, f"Patients filling an opioid analgesic, by month ({year})", {"yaxis": "count"}),
         "monthly_tapers_chart": (charts.monthly_tapers_chart(i["monthly_tapers"], year),

@@ -36,7 +36,9 @@ def _letter(patients: int, tapers: TaperSummary) -> str:
     row = {"measure_id": "high_dose_90", "measure": "Long-term patients at 90 MME a day or more", "percent": True,
            "direction": "lower", "patients": patients, "value": 0.2, "own": 0.18, "own_lower": 0.1,
            "own_upper": 0.3, "median": 0.15, "peers": [0.1, 0.15, 0.2], "n_peers": 3, "percentile": 66.7,
-           "benchmark": 0.05, "position": "within the range chance alone would explain"}
+           "benchmark": 0.05, "position": "within the range chance alone would explain",
+           "adjusted": "1.20 × the count expected: within the range chance alone would explain",
+           "adjusted_cell": "<b>1.20</b> × expected<br><span class='small muted'>within</span>"}
     letter = Letter("D7", "Dr Ada Example", pd.DataFrame([row]), tapers)
     settings = summary.Settings(pd.Timestamp("2025-01-01").date(), pd.Timestamp("2025-12-31").date())
     return feedback.page(letter, settings, "all clinics", min_cell=11)
@@ -47,6 +49,7 @@ def test_letter_names_the_clinician_and_suppresses_small_counts():
     text = _letter(30, many)
     assert "For Dr Ada Example" in text and "30 patients" in text and "<b>18.0%</b>" in text
     assert "Top performers" in text and "5.0%" in text                    # the benchmark
+    assert "<th>For patient mix</th>" in text and "<b>1.20</b> × expected" in text   # allowing for patient mix
     assert "25 tapers or discontinuations" in text and "12 at the guideline pace" in text
     assert "Among your peers' 40 tapers, 50% went at the guideline pace." in text
     assert "<script" not in text and "http" not in text.replace("http://www.w3.org", "")
@@ -54,6 +57,7 @@ def test_letter_names_the_clinician_and_suppresses_small_counts():
     few = TaperSummary(25, {"gradual": 12, "moderate": 10, "rapid": 3, "abrupt_discontinuation": 0}, 29, 3 / 29)
     text = _letter(8, few)
     assert "fewer than 11 patients" in text and "too few to compare" in text and "18.0%" not in text
+    assert "1.20" not in text     # nor the ratio of a count too small to show
     assert "split by speed is not shown" in text and "Among your peers" not in text
     small = TaperSummary(4, {"gradual": 4, "moderate": 0, "rapid": 0, "abrupt_discontinuation": 0}, 29, 0.5)
     assert "Fewer than 11 tapers" in _letter(30, small)

@@ -504,7 +504,21 @@ def test_overview_caption_names_the_chosen_clinics_literally(hostile_env):
         assert at.sidebar.multiselect(key="f_clinics").value == ["H01", "H03"]
 
 
-@pytest.mark.parametrize("view", ["Ranked, allowing for chance", "By clinic", "Are we converging?", "The numbers"])
+def test_variation_allowing_for_patient_mix_shows_names_literally(hostile_env):
+    names = payloads(APP_BEACON)
+    at = opened("variation", LEADER, {"measure": "benzo_overlap", "basis": "adjusted",
+                                      "specialty": [names[7], names[8]]})
+    assert not at.exception
+    assert any(c.value.startswith("**Allowing for patient mix**") for c in at.caption)
+    specs = figures(at)
+    labels = {c[0] for t in specs[0]["data"] if t.get("customdata") for c in t["customdata"]}
+    assert labels and labels <= {plotly_text(n) for n in leader_names().values()}
+    for figure in specs:
+        no_raw_markup(figure)
+
+
+@pytest.mark.parametrize("view", ["Ranked, allowing for chance", "By clinic", "Are we converging?", "Over time",
+                                  "The numbers"])
 def test_variation_shows_names_literally_in_every_tab(hostile_env, view):
     names = payloads(APP_BEACON)
     at = opened("variation", LEADER, {"measure": "high_dose_90", "view": view,
@@ -530,6 +544,10 @@ def test_variation_shows_names_literally_in_every_tab(hostile_env, view):
     stars = [t for f in figures(at)[:2] for t in f["data"] if t.get("mode") == "markers+text"]
     assert [t["name"] for t in stars] == [plotly_text(pick)] * (2 if view in ("Ranked, allowing for chance", "By clinic")
                                                                 else 1)
+    if view == "Over time":   # the highlighted clinician's own line on the decile chart, named as text
+        drawn = plotly_text(pick) in {t.get("name") for t in figures(at)[1]["data"]}
+        assert drawn or any(c.value.startswith("Each line is a centile") and f"{md(pick)}'s own value" in c.value
+                            for c in at.caption)
     for figure in figures(at):
         no_raw_markup(figure)
 

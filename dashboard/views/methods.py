@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import queries
-from analysis import dose, feedback, measures, stats
+from analysis import casemix, dose, feedback, measures, stats, trends
 from analysis.display import md
 from dashboard import data, filters, viewer
 
@@ -143,6 +143,97 @@ def _measure_parameters(params: dict) -> str:
     return "; ".join(MEASURE_PARAMETER_WORDS.get(k, k + " {}").format(v) + f" (`{k}`)" for k, v in params.items())
 
 
+def _patient_mix(f) -> None:
+    """How the comparison allows for patient mix, what each measure is adjusted for and why, and the model's fit
+    for the sidebar's period and selection (discrimination and calibration by tenth of predicted risk)."""
+    st.subheader("Allowing for patient mix")
+    st.markdown(
+        "Clinicians whose patients are older, have opioid use disorder or came to them already on high doses can "
+        "differ from colleagues for reasons that are not their practice. *Allowing for patient mix* (Clinician "
+        "variation, the profile, the report pack and the letters) compares each clinician's **observed** count O "
+        "with the count **expected** E for their own patients: one logistic regression (statsmodels, binomial "
+        "GLM) over every patient of all the clinicians compared gives each patient a probability from the "
+        "characteristics the measure names; E is the sum over the clinician's patients, and O/E the standardised "
+        "ratio (indirect standardisation). 1 means as expected for those patients. Funnel limits for ratios "
+        "(Spiegelhalter 2005, as FunnelPlotR's standardised-ratio funnels): exact Poisson around E; with "
+        "overdispersion, z = 2(√O − √E) winsorised at 10% gives φ, and additive random-effects limits "
+        "(1 ∓ z√(1/4E + τ²))² replace them. The small-number rules stay: fewer than "
+        f"{stats.MIN_DENOMINATOR} patients are too few to judge, and a clinician at 0% or 100% is flagged only "
+        "when the model's chance of all (or none) of their patients is below 0.1%. Ranked ratios are shrunk "
+        "with a Poisson-gamma empirical-Bayes prior. Characteristics are only those present before the "
+        "clinician's decision; what the clinician prescribes in the period is never adjusted for, since that is "
+        "the practice being compared. The model is refitted for each period and selection, with at least "
+        f"{casemix.MIN_PATIENTS_TO_FIT} patients, some in the numerator and some not.")
+    st.table(pd.DataFrame({c.label.capitalize(): [c.levels] for c in casemix.CHARACTERISTICS.values()}).T
+             .rename(columns={0: "Levels"}))
+    for m in (f.measures() if f else measures.MEASURES):
+        if m.unit == "clinician" or measures.adjustable(m):
+            with st.expander(f"{m.title}: " + (f"adjusted for {casemix.label_list(m.adjust_for)}"
+                                               if measures.adjustable(m) else "shown as observed")):
+                st.markdown(f"**Why.** {m.adjust_why}")
+                if not (f and measures.adjustable(m)):
+                    continue
+                try:
+                    fitted = data.compared(m, f.measure_params(m), f.clinicians, "adjusted", f.high_mme)
+                except data.DataUnavailable as e:
+                    st.error(str(e), icon=":material/error:")
+                    continue
+                if fitted is None:
+                    st.caption(f"No model {f.span}: fewer than {casemix.MIN_PATIENTS_TO_FIT} patients, or every one "
+                               "(or none) in the numerator.")
+                    continue
+                fit = fitted.model
+                st.markdown(f"**Model fit {f.span}** ({fit.patients:,} patients, {fit.events:,} in the numerator): "
+                            f"discrimination (c-statistic, the area under the ROC curve) **{fit.c_statistic:.2f}** "
+                            "(0.5: the characteristics tell nothing about who is in the numerator; 1: everything). "
+                            "A modest figure is expected and is no fault: it says patient mix explains little of the "
+                            "difference, so the adjusted and observed comparisons will agree." + (
+                                f" {md(fit.note)}" if fit.note else ""))
+                cal = fit.calibration.assign(observed=fit.calibration["observed"] * 100,
+                                             expected=fit.calibration["expected"] * 100)
+                st.dataframe(cal, hide_index=True, column_config={
+                    "group": st.column_config.NumberColumn("Group (lowest risk first)", format="%d"),
+                    "patients": "Patients",
+                    "observed": st.column_config.NumberColumn("Observed share", format="%.1f%%"),
+                    "expected": st.column_config.NumberColumn("Expected share", format="%.1f%%")})
+                st.caption("Calibration: patients in up to ten groups cut at the tenths of predicted probability, "
+                           "lowest first (patients with the same prediction stay in one group, so there are fewer "
+                           "groups when many share one); a well-calibrated model's expected share is close to the "
+                           "observed in each.")
+                if len(fit.terms):
+                    st.dataframe(fit.terms.assign(term=fit.terms["term"].map(lambda t: casemix.CHARACTERISTICS[t].label)),
+                                 hide_index=True, column_config={
+                                     "term": "Characteristic", "level": "Level", "reference": "Against",
+                                     "odds_ratio": st.column_config.NumberColumn("Odds ratio", format="%.2f"),
+                                     "lower_95": st.column_config.NumberColumn("95% from", format="%.2f"),
+                                     "upper_95": st.column_config.NumberColumn("95% to", format="%.2f")})
+
+
+def _over_time() -> None:
+    """How the pages and the digest follow clinicians over time (analysis.trends)."""
+    st.subheader("Over time")
+    st.markdown(
+        "**Decile charts** (Clinician variation, *Over time*; the profile): for each quarter, the 10th to 90th "
+        f"centiles of the clinicians' values, over those with at least {stats.MIN_DENOMINATOR} cases that quarter "
+        f"and only when at least {stats.MIN_UNITS} have them (the median bold), as OpenPrescribing draws them; one "
+        f"clinician's own line on top, in quarters with at least {stats.MIN_DENOMINATOR} cases. Only quarters "
+        "measured in full are drawn.\n\n"
+        "**What moved** (the Overview, the *Over time* tab, `rxdash digest`): each quarter, a clinician's figure "
+        "is set against the pooled figure of all clinicians compared, in standard errors, z = (value − pooled) / "
+        "√(se² + τ²): observed minus expected, allowing for the ordinary differences between colleagues (τ², as "
+        "the funnel's limits do), so a movement of everyone together is not a clinician's change. A two-sided "
+        f"CUSUM (Page 1954; Montgomery's tabular form) follows z against the clinician's own level (the mean z of "
+        f"their first {trends.REFERENCE} quarters): S⁺ = max(0, S⁺ + d − k), S⁻ = max(0, S⁻ − d − k), with "
+        f"d = z − level counted at most ±h, k = {trends.K} and h = {trends.H} standard errors. A sustained shift is "
+        f"reported when a sum crosses h after at least {trends.MIN_QUARTERS} quarters that pushed it up: one "
+        "unusual quarter, however large, never is. It is dated from the quarter the sum last left zero, and the "
+        "clinician's level then becomes the new one, so each shift is reported once. The judgement looks back over "
+        f"the {trends.HISTORY} quarters up to the quarter judged (from the data's first). A quarter with fewer "
+        f"than {stats.MIN_DENOMINATOR} cases, or not measured in full, does not enter. `rxdash digest --quarter "
+        "2025Q4` writes, for a committee, what moved, who went outside or came inside the limits since the "
+        "quarter before, and how the variation between clinicians changed.")
+
+
 def render() -> None:
     viewer.require("methods")
     st.title("Methods")
@@ -201,6 +292,9 @@ def render() -> None:
         "decides who is drawn.\n"
         "- **One population per page.** The Overview's monthly chart counts the headline's patients: exclusions "
         "applied, each patient counted for the clinician the period attributes them to.")
+
+    _patient_mix(f)
+    _over_time()
 
     st.subheader("Parameters in force" if f else "Parameters in force (defaults)")
     if f:

@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import streamlit as st
 
-from analysis import charts, coverage, dose, dose_unknown, exports, measures, report, stats
+from analysis import charts, coverage, dose, dose_unknown, exports, measures, report, stats, trends
 from analysis.display import md
-from dashboard import data, downloads, filters, pages, viewer
+from dashboard import data, downloads, filters, over_time, pages, viewer
 
 
 def headline(f: filters.Filters, start: dt.date, end: dt.date) -> dict[str, float]:
@@ -150,6 +150,33 @@ def _delta(now: float, before: float | None, percent: bool) -> str | None:
 NO_CHANGE = "no change"
 
 
+def _what_moved(f: filters.Filters) -> None:
+    """What moved since the quarter before, up and down, in plain words (analysis.trends, as the digest)."""
+    st.subheader("What moved since last quarter")
+    try:
+        rows, judged = over_time.moved(f)
+    except data.DataUnavailable as e:
+        st.error(str(e), icon=":material/error:")
+        return
+    if not judged:
+        st.info("No quarter of the period is measured in full yet, so nothing can be said to have moved.",
+                icon=":material/info:")
+        return
+    quarters = sorted({charts.quarter_label(q) for q in judged.values()})
+    up, down = over_time.moved_lines(rows, "up"), over_time.moved_lines(rows, "down")
+    st.caption(f"Sustained shifts in a clinician's figure completed in {', '.join(quarters)} (each measure's last "
+               f"quarter measured in full), judged over the {trends.HISTORY} quarters up to it against the "
+               "clinician's own earlier level and the peers of each quarter: never one quarter alone (a CUSUM; "
+               "the Methods page explains it). `rxdash digest` writes the same for a committee.")
+    if not up and not down:
+        st.markdown("No clinician's figure moved in a sustained way.")
+        return
+    if up:
+        st.markdown("**Up**\n" + "\n".join(f"- {line}" for line in up))
+    if down:
+        st.markdown("**Down**\n" + "\n".join(f"- {line}" for line in down))
+
+
 def render() -> None:
     viewer.require("overview")
     st.title("Prescribing consistency")
@@ -252,6 +279,8 @@ def render() -> None:
                      + md(", ".join(provisional)) + ".")
     if notes:
         st.markdown(md_lines(notes))
+
+    _what_moved(f)
 
     tapers_by_month, months = monthly_tapers(f)
     if tapers_by_month["tapers"].sum() or not all(m.complete for m in months):

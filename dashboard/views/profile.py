@@ -7,7 +7,7 @@ import streamlit as st
 
 from analysis import charts, exports, feedback, measures, stats
 from analysis.display import counted, md
-from dashboard import data, downloads, filters, viewer
+from dashboard import data, downloads, filters, over_time, viewer
 from dashboard.views import tapers as taper_view
 from dashboard.views import variation
 
@@ -22,19 +22,37 @@ def peer_rows(f: filters.Filters, clinician_id: str) -> pd.DataFrame:
         if m.unit != "clinician":
             continue
         result = data.compared(m, f.measure_params(m), f.clinicians)
-        if result is not None and (row := feedback.peer_row(result, m, clinician_id)) is not None:
+        if result is not None and (row := feedback.peer_row(result, m, clinician_id,
+                                                            adjusted=adjusted(f, m))) is not None:
             out.append({**row, "clinicians": len(result.units)})
     return pd.DataFrame(out)
+
+
+def adjusted(f: filters.Filters, m: measures.Measure) -> stats.Funnel | None:
+    """The measure allowing for patient mix among the selection (None when it is not adjusted)."""
+    return data.compared(m, f.measure_params(m), f.clinicians, "adjusted", f.high_mme) if measures.adjustable(m) \
+        else None
 
 
 def letter_pdf(f: filters.Filters, clinician_id: str, name: str) -> bytes:
     """The clinician's one-page feedback letter for the sidebar's selection, as PDF bytes."""
     results = {m.id: (m, r) for m in f.measures() if m.unit == "clinician"
                and (r := data.compared(m, f.measure_params(m), f.clinicians)) is not None}
-    peers = feedback.Peers(results, taper_view.period_tapers(f), {clinician_id: name}, f.scope)
+    peers = feedback.Peers(results, taper_view.period_tapers(f), {clinician_id: name}, f.scope,
+                           adjusted={i: a for i, (m, _) in results.items() if (a := adjusted(f, m)) is not None})
     settings = f.settings()
     return exports.pdf_bytes(feedback.page(feedback.letter(peers, clinician_id, settings.min_cell), settings, f.scope,
                                            settings.min_cell))
+
+
+def _over_time(f: filters.Filters, rows: pd.DataFrame, clinician_id: str, name: str) -> None:
+    """One measure by quarter: the peers' 10th to 90th centiles with the clinician's own line on top."""
+    st.subheader("Over time")
+    ids = list(rows["measure_id"])
+    filters.page_choice("trend", ids)
+    chosen = st.selectbox("Measure by quarter", ids, format_func=lambda i: f.measure(i).title, key="trend")
+    filters.remember("trend", chosen)
+    over_time.decile_section(f, f.measure(chosen), clinician_id, name, "profile")
 
 
 def render() -> None:
@@ -108,6 +126,7 @@ def render() -> None:
             "Peers with a lower figure": [f"{p:.0f}% of {n:,}" if n else "no peer to compare with"
                                           for p, n in zip(rows["percentile"], rows["n_peers"])],
             "Your patients": rows["patients"],
+            "Allowing for patient mix": [a or "shown as observed" for a in rows["adjusted"]],
         })
         # A static table: its cells wrap, so all six columns fit the page at 1280 px (a scrolling grid hid
         # the right-hand ones, and cut the measure names).
@@ -130,11 +149,17 @@ def render() -> None:
                 return charts.peer_strip_chart(compared, title, min_cell=min_cell)
             downloads.show(strip(), f"profile_{code}", f, f.context(title, clinicians=int(rows["n_peers"].max()) + 1),
                            lambda: exports.suppressed_csv(export, counts=["patients"],
-                                                          derived=["Your figure (allowing for chance)"]),
+                                                          derived=["Your figure (allowing for chance)",
+                                                                   "Allowing for patient mix"]),
                            export=strip)
             if len(compared) < len(rows):
                 st.caption("Not drawn, with no peer to compare with: "
                            + md("; ".join(rows.loc[rows["n_peers"] == 0, "measure"])) + ".")
+        _over_time(f, rows, clinician_id, name)
+        st.caption("Allowing for patient mix: your count against the count expected for your patients' age band, "
+                   "sex and opioid use disorder, and where the measure names them long-term therapy or the dose a "
+                   "taper started from (the Methods page lists them for each measure); 1.00 × the count expected = "
+                   "as expected for those patients.")
         st.caption("Lower is not always better: the average dose, for one, carries no verdict. A figure outside "
                    "the range chance would explain is a question worth a conversation, not an answer. "
                    f"Peer median: {feedback.PEER_RULE} (the same peers as in the feedback letter). "

@@ -8,12 +8,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis import charts, coverage, disclosure, dose, dose_unknown, exports, measures, report, stats
+from analysis import (casemix, charts, coverage, digest, disclosure, dose, dose_unknown, exports, measures, report,
+                      stats, trends)
 from analysis.display import md, plotly_text
-from dashboard import data, downloads, filters, viewer
+from dashboard import data, downloads, filters, over_time, viewer
 
 
-TABS = ("Ranked, allowing for chance", "By clinic", "Are we converging?", "The numbers")
+TABS = ("Ranked, allowing for chance", "By clinic", "Are we converging?", "Over time", "The numbers")
 
 # Fewer clinicians (or clinics) than this: nothing to compare (analysis/report.py: one rule for every page).
 MIN_TO_COMPARE = report.MIN_TO_COMPARE
@@ -97,16 +98,27 @@ def render() -> None:
     if not state.complete:
         st.warning(f"**Provisional.** {md(state.sentence())}", icon=":material/hourglass_top:")
 
+    basis = basis_choice(measure)
+
     # Fetch and summarise
     try:
-        result = data.compared(measure, f.measure_params(measure), f.clinicians)
+        observed = data.compared(measure, f.measure_params(measure), f.clinicians)
+        adjusted = (data.compared(measure, f.measure_params(measure), f.clinicians, "adjusted", f.high_mme)
+                    if basis == "adjusted" and observed is not None else None)
     except data.DataUnavailable as e:
         st.error(str(e), icon=":material/error:")
         return
-    if result is None:
+    if observed is None:
         st.info(f"No patients count towards this measure {f.span} ({md(f.scope)}). "
                 "Try a longer period, more clinics or another measure.", icon=":material/info:")
         return
+    if basis == "adjusted" and adjusted is None:
+        st.info(f"**Shown as observed.** Patient mix cannot be allowed for here: the model needs at least "
+                f"{casemix.MIN_PATIENTS_TO_FIT} {report.case_word(measure)}, some in the numerator and some not.",
+                icon=":material/info:")
+    # Everything below draws `result`: the observed comparison, or O/E allowing for patient mix.
+    result = adjusted if adjusted is not None else observed
+    ratio = result.basis == "adjusted"
     units = f.labelled(result.units, measure)
     st.caption(measure.why)
     if dose_unknown.is_dose_based(measure.query):
@@ -119,23 +131,24 @@ def render() -> None:
     if len(units) < MIN_TO_COMPARE:
         # One clinician (a clinic and specialty leaving one, or a measure only one has cases in): a funnel of
         # one point and an empty ranking would mean nothing; say so, as the Overview does.
-        st.info(f"**{too_few_to_compare(unit_word)}** {only_one(units, measure, result.pooled, f.span)}",
+        st.info(f"**{too_few_to_compare(unit_word)}** {only_one(units, measure, observed.pooled, f.span)}",
                 icon=":material/info:")
         return
     shown = units[units["denominator"] >= f.min_patients]
-    percent = measure.kind == "proportion"
-    value_label = "Share of patients" if percent else measure.value_unit
+    percent = measure.kind == "proportion" and not ratio
+    value_label = (RATIO_LABEL if ratio else "Share of patients" if percent else measure.value_unit)
     highlight = _highlight_choice(cols[1], f, shown, measure)
 
     # Show
     flagged = units[units["flag"].isin(["high", "low"])]
     judged = int((units["flag"] != "too_few").sum())
-    idx = stats.indices(result, measure.kind)   # the same period statistic as the Overview and the report
+    idx = stats.indices(observed, measure.kind)   # the same period statistic as the Overview and the report
     index_name, index_key = (("Median odds ratio", "median_odds_ratio") if measure.kind == "proportion"
                              else ("90th/10th centile ratio", "p90_p10_ratio"))
     # The headline: what a leader asks, in one sentence, the clinicians who stand out named (each a link to
     # its profile); the statistics behind it are in "Technical details" below the chart.
-    st.markdown(f"**{report.standout_sentence(units, measure, _linked(f, units, measure))}**")
+    st.markdown(f"**{'Allowing for patient mix: ' if ratio else ''}"
+                f"{report.standout_sentence(units, measure, _linked(f, units, measure))}**")
     metrics = st.columns(4)
     metrics[0].metric(unit_word.capitalize(), f"{len(units):,}",
                       help=f"{judged:,} with at least {stats.MIN_DENOMINATOR} {report.case_word(measure)} "
@@ -147,8 +160,9 @@ def render() -> None:
                       help="Which way is better for patients, from the measure's declaration (Methods page)."
                       if measure.direction != "neutral" else "Neither higher nor lower is better in itself: "
                       "no verdict is drawn.")
-    metrics[3].metric("Pooled value", measures.describe_value(result.pooled, measure),
-                      help=f"All the {unit_word} selected taken together.")
+    metrics[3].metric("Pooled value", measures.describe_value(observed.pooled, measure),
+                      help=f"All the {unit_word} selected taken together" + (
+                          ": observed ÷ expected is 1 over all of them, by construction." if ratio else "."))
     if not judged:
         st.info(f"{report.too_few_sentence(measure)}: the funnel shows them as too few to judge, and none is "
                 "flagged. A longer period or a wider selection may give a comparison.", icon=":material/info:")
@@ -156,15 +170,15 @@ def render() -> None:
         st.info(f"No {unit_word[:-1]} has {f.min_patients} patients or more in this measure. Lower the minimum "
                 "in the sidebar.", icon=":material/info:")
         return
-    lines = stats.funnel_lines(result, float(units["denominator"].max()))
-    title = f"{measure.title}: {unit_word} compared, {f.period}"
+    lines = stats.funnel_lines(result, float(units["expected" if ratio else "denominator"].max()))
+    title = f"{measure.title}: {unit_word} compared{', allowing for patient mix' if ratio else ''}, {f.period}"
     # Each chart is a function of min_cell: 0 on screen, the disclosure rule's minimum for its files
     # (downloads.show); the highlighted unit is marked on every one where it is drawn.
     def drawn(min_cell: int) -> pd.DataFrame:
         """The units a chart draws: all shown ones on screen; those the rule does not withhold in a file."""
         if not disclosure.applies(min_cell):
             return shown
-        return shown[~disclosure.withhold_units(shown["numerator"], shown["denominator"], not percent,
+        return shown[~disclosure.withhold_units(shown["numerator"], shown["denominator"], measure.kind == "mean",
                                                 min_cell)["withheld"].to_numpy()]
 
     def picked(min_cell: int) -> pd.Series | None:
@@ -174,22 +188,24 @@ def render() -> None:
 
     def funnel(min_cell: int = 0) -> go.Figure:
         fig = charts.funnel_chart(shown, lines, title, value_label, result.pooled, percent, measure.direction,
-                                  min_cell=min_cell, unit=measure.unit)
+                                  min_cell=min_cell, unit=measure.unit, ratio=ratio)
         if (row := picked(min_cell)) is not None:
-            charts.highlight(fig, row["denominator"], row["value"], highlight, percent)
+            charts.highlight(fig, row["expected" if ratio else "denominator"], row["value"], highlight, percent)
         return fig
 
     def caterpillar(min_cell: int = 0) -> go.Figure:
-        fig = charts.caterpillar_chart(shown, f"{measure.title}: shrunken values with 95% intervals, {f.period}",
-                                       value_label, result.pooled, percent, min_cell=min_cell, unit=measure.unit)
+        fig = charts.caterpillar_chart(shown, f"{measure.title}: shrunken {'ratios' if ratio else 'values'} with 95% "
+                                       f"intervals, {f.period}", value_label, result.pooled, percent, min_cell=min_cell,
+                                       unit=measure.unit, ratio=ratio)
         if (row := picked(min_cell)) is not None:
             ranks = drawn(min_cell)["shrunk_value"]
             charts.highlight(fig, int((ranks < row["shrunk_value"]).sum()) + 1, row["shrunk_value"], highlight, percent)
         return fig
 
     def by_clinic(min_cell: int = 0) -> go.Figure:
-        fig = charts.clinic_distribution_chart(shown, f"{measure.title}: clinicians' shrunken values by clinic, "
-                                               f"{f.period}", value_label, result.pooled, percent, min_cell=min_cell)
+        fig = charts.clinic_distribution_chart(shown, f"{measure.title}: clinicians' shrunken {'ratios' if ratio else 'values'}"
+                                               f" by clinic, {f.period}", value_label, result.pooled, percent,
+                                               min_cell=min_cell, ratio=ratio)
         if (row := picked(min_cell)) is not None:
             charts.highlight(fig, plotly_text(row["clinic_name"]), row["shrunk_value"], highlight, percent)
         return fig
@@ -214,17 +230,25 @@ def render() -> None:
             "flagged.\n"
             f"- **Limits used: {md(result.limits)}**.\n"
             "- **Shrunken values** (the Ranked tab): each value pulled towards the pooled one in proportion to "
-            "how little data it rests on (beta-binomial empirical Bayes), so a small clinician's extreme value "
-            "is not read as a verdict.")
-    st.caption(f"Limits: {result.limits} around the pooled value of "
+            "how little data it rests on (beta-binomial empirical Bayes; for ratios, Poisson-gamma), so a small "
+            "clinician's extreme value is not read as a verdict."
+            + (f"\n- **Patient-mix model**: logistic regression on {casemix.label_list(result.model.characteristics)}"
+               f" over the {result.model.patients:,} {report.case_word(measure)} selected; discrimination "
+               f"(c-statistic) {result.model.c_statistic:.2f} (0.5 = the characteristics tell nothing, 1 = they "
+               "tell everything). Its fit by tenth of predicted risk is on the Methods page."
+               + (f" {md(result.model.note)}" if result.model.note else "") if ratio else ""))
+    if ratio:
+        st.caption(adjusted_caption(measure, result, unit_word))
+    st.caption(f"Limits: {result.limits} around {'1 (as expected)' if ratio else 'the pooled value'} of "
                f"the {unit_word} selected ({md(f.scope)}). {unit_word.capitalize()} with fewer than "
                f"{stats.MIN_DENOMINATOR} {report.case_word(measure)} are too few to judge (hollow markers), never "
-               "flagged; one at 0% or 100% is flagged only when chance under the pooled value cannot explain it"
+               "flagged; one at 0% or 100% is flagged only when chance under the "
+               + ("patient-mix model" if ratio else "pooled value") + " cannot explain it"
                + (f"; {hidden:,} with fewer than {f.min_patients} patients are counted but not drawn" if hidden else "")
                + f". Numerator: {measure.numerator}. Denominator: {measure.denominator}. "
                f"Attribution: {measures.ATTRIBUTION_RULE}")
     # The detail comes in tabs that run only when opened (each chart costs the browser time to draw).
-    ranked_tab, clinic_tab, quarter_tab, table_tab = filters.tabs("view", TABS)
+    ranked_tab, clinic_tab, quarter_tab, time_tab, table_tab = filters.tabs("view", TABS)
     with ranked_tab:
         if ranked_tab.open:
             downloads.show(caterpillar(), f"{measure.id}_ranked", f, context, csv, export=caterpillar)
@@ -268,12 +292,61 @@ def render() -> None:
             else:
                 st.info("Pick a period of two quarters or more to see whether variation is narrowing.",
                         icon=":material/info:")
+    with time_tab:
+        if time_tab.open:
+            marked = shown.loc[shown["unit_label"] == highlight, "unit_id"]
+            over_time.decile_section(f, measure, marked.iloc[0] if highlight != NOBODY and len(marked) else None,
+                                     highlight, "variation")
+            _what_moved(f, measure)
     with table_tab:
         if table_tab.open:
-            _table(shown, measure, percent, highlight)
+            _table(shown, measure, percent, highlight, ratio)
 
 
 NOBODY = "(nobody)"
+
+
+def _what_moved(f: filters.Filters, measure: measures.Measure) -> None:
+    """The sustained shifts (analysis.trends) signalled in the period's last quarter measured in full."""
+    q = over_time.last_complete_quarter(f, measure)
+    if q is None:
+        st.caption("What moved: no quarter of the period is measured in full yet.")
+        return
+    ids, names = over_time._labels(f, measure)
+    part = digest.measure_quarter(measure, over_time.history(f, measure, q), dict(zip(ids, names)), 0).moved
+    rows = part.assign(measure=measure.title)
+    lines = over_time.moved_lines(rows, "up") + over_time.moved_lines(rows, "down")
+    st.markdown(f"**What moved in {charts.quarter_label(q)}** (a sustained shift, judged over the "
+                f"{trends.HISTORY} quarters up to it; the Methods page explains the CUSUM): "
+                + ("; ".join(lines) + "." if lines else "no clinician's figure shifted in a sustained way."))
+
+
+RATIO_LABEL = "Observed ÷ expected (1 = as expected)"
+
+
+def basis_choice(measure: measures.Measure) -> str:
+    """The Compare choice, "observed" or "adjusted" (allowing for patient mix), kept in the page's link
+    (`?basis=adjusted`); a measure that is not adjusted says why and is shown as observed."""
+    options = list(measures.BASES)
+    filters.page_choice("basis", options)
+    if not measures.adjustable(measure):
+        st.caption(f"Shown as observed. {md(measure.adjust_why)}")
+        return "observed"
+    basis = st.radio("Compare", options, format_func=measures.BASES.get, horizontal=True, key="basis",
+                     help="As observed: each clinician's own share. Allowing for patient mix: each clinician's count "
+                          "against the count expected for their patients' "
+                          f"{casemix.label_list(measure.adjust_for)} (Methods page).")
+    filters.remember("basis", basis)
+    return basis
+
+
+def adjusted_caption(measure: measures.Measure, result: stats.Funnel, unit_word: str) -> str:
+    """What the adjusted funnel shows, the characteristics listed and why they are allowed for."""
+    return (f"**Allowing for patient mix**: each {unit_word[:-1]}'s observed count of {report.case_word(measure)} in "
+            f"the numerator against the count expected for their patients' "
+            f"{casemix.label_list(result.model.characteristics)}, from one logistic regression over all the "
+            f"{unit_word} selected. 1 = as expected for those patients; 1.5 = half as many again. "
+            f"Why these: {md(measure.adjust_why)} Switch to As observed for the shares themselves.")
 
 
 def _highlight_choice(where, f: filters.Filters, shown: pd.DataFrame, measure: measures.Measure) -> str:
@@ -299,13 +372,17 @@ def _highlight_choice(where, f: filters.Filters, shown: pd.DataFrame, measure: m
     return chosen
 
 
-def _table(shown: pd.DataFrame, measure: measures.Measure, percent: bool, highlight: str = NOBODY) -> None:
+def _table(shown: pd.DataFrame, measure: measures.Measure, percent: bool, highlight: str = NOBODY,
+           ratio: bool = False) -> None:
     st.caption("The numbers behind the charts: shrunken values allow for chance; flags are outside the 99.8% limits."
+               + (" Values are observed ÷ expected for the patient mix; Expected is the count expected." if ratio else "")
                + (f" ★ marks {md(highlight)}." if highlight != NOBODY else ""))
-    # One precision per column: shares as percentages with one decimal ("56.5%", "40.0%"), doses one decimal.
-    fmt = "%.1f%%" if percent else "%.1f"
-    table = shown[["unit_label", "clinic_name", "numerator", "denominator", "value", "shrunk_value", "shrunk_lower",
-                   "shrunk_upper", "flag"]].sort_values("shrunk_value", ascending=False)
+    # One precision per column: shares as percentages with one decimal ("56.5%", "40.0%"), doses one decimal,
+    # ratios two.
+    fmt = "%.2f" if ratio else "%.1f%%" if percent else "%.1f"
+    table = shown[["unit_label", "clinic_name", "numerator", "denominator"] + (["expected"] if ratio else [])
+                  + ["value", "shrunk_value", "shrunk_lower", "shrunk_upper", "flag"]].sort_values("shrunk_value",
+                                                                                        ascending=False)
     if percent:
         table[["value", "shrunk_value", "shrunk_lower", "shrunk_upper"]] *= 100
     table["unit_label"] = [f"★ {x}" if x == highlight else x for x in table["unit_label"]]
@@ -314,9 +391,11 @@ def _table(shown: pd.DataFrame, measure: measures.Measure, percent: bool, highli
                  column_config={"unit_label": "Clinic" if measure.unit == "clinic" else "Clinician",
                                 "clinic_name": "Clinic",
                                 "numerator": st.column_config.NumberColumn(
-                                    "Numerator", format="%d" if percent else "%.0f"),
+                                    "Numerator", format="%d" if percent or ratio else "%.0f"),
                                 "denominator": "Patients",
-                                "value": st.column_config.NumberColumn("Value", format=fmt),
+                                "expected": st.column_config.NumberColumn("Expected", format="%.1f"),
+                                "value": st.column_config.NumberColumn("Observed ÷ expected" if ratio else "Value",
+                                                                       format=fmt),
                                 "shrunk_value": st.column_config.NumberColumn("Shrunken", format=fmt),
                                 "shrunk_lower": st.column_config.NumberColumn("95% from", format=fmt),
                                 "shrunk_upper": st.column_config.NumberColumn("95% to", format=fmt),

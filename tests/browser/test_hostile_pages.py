@@ -171,7 +171,8 @@ def test_overview_names_the_chosen_clinics_as_text(leader, beacon, host, hostile
     screenshot(leader[0], "hostile-overview")
 
 
-@pytest.mark.parametrize("view", ["Ranked, allowing for chance", "By clinic", "Are we converging?", "The numbers"])
+@pytest.mark.parametrize("view", ["Ranked, allowing for chance", "By clinic", "Are we converging?", "Over time",
+                                  "The numbers"])
 def test_variation_tabs_show_names_as_text(leader, beacon, host, hostile_server, view):
     names = payloads(host)
     query = {"measure": "high_dose_90", "view": view, "clinic": ["H02", "H04", "H05"]}   # [link], <script>, **

@@ -85,9 +85,16 @@ def test_overview_ranking_links_to_the_measure_panel(server, page):
 @pytest.mark.parametrize("path, markers, plots", [
     ("/variation", ["clinicians compared", "shrunken values with 95% intervals"], 2),   # funnel, first tab
     ("/variation?view=Are+we+converging%3F", ["clinicians compared", "are we converging?"], 2),
+    # Allowing for patient mix: the O/E funnel and the ranked ratios, the characteristics listed
+    ("/variation?measure=benzo_overlap&basis=adjusted",
+     ["clinicians compared, allowing for patient mix", "shrunken ratios with 95% intervals",
+      "opioid use disorder and long-term opioid therapy, from one logistic regression"], 2),
+    ("/variation?view=Over+time", ["clinicians compared", "Each line is a centile of the clinicians' values",
+                                   "What moved in"], 2),
     ("/tapers", ["How fast doses fell", "Taper categories by clinician"], 2),
     ("/tapers?panel=What+followed", ["Tapers followed by an event within 30 and 90 days"], 2),
-    ("/methods", ["Abrupt discontinuations (abrupt_discontinuation)", "MME conversion factors"], 0),
+    ("/methods", ["Abrupt discontinuations (abrupt_discontinuation)", "MME conversion factors",
+                  "Allowing for patient mix", "Opioids with benzodiazepines: adjusted for age band, sex"], 0),
 ])
 def test_page_renders_all_its_parts(server, page, path, markers, plots):
     page.goto(server + path)
@@ -112,9 +119,37 @@ def test_open_a_clinician_profile(server, page):
     page.get_by_text("your prescribing beside your peers").first.wait_for(timeout=60_000)
     page.get_by_text("among peers (grey)").first.wait_for(timeout=60_000)
     wait_for_app(page)
+    # Beside each observed position, the one allowing for patient mix (or why a measure is shown as observed).
+    header = page.locator("[data-testid=stTable] th").filter(has_text="Allowing for patient mix")
+    assert header.count() == 1
+    assert page.locator("[data-testid=stTable] td").filter(has_text="× the count expected:").count() >= 1
+    assert page.locator("[data-testid=stTable] td").filter(has_text="shown as observed").count() == 1   # the average dose
     assert re.search(r"clinician=[A-Z2-7]{5}", page.url)
     no_exception(page)
     screenshot(page, "profile")
+
+
+def test_overview_says_what_moved_since_last_quarter(server, page):
+    page.goto(server + "/")
+    wait_for_app(page)
+    page.get_by_text("What moved since last quarter").first.wait_for(timeout=60_000)
+    # The sample's one sustained shift: a clinician's share at 50 MME or more, in plain words.
+    moved = page.get_by_text(re.compile(r"Long-term patients at 50 MME a day or more fell from \d+\.\d% to \d+\.\d% "
+                                        r"\(since Q\d 20\d\d\)"))
+    moved.first.wait_for(timeout=60_000)
+    no_exception(page)
+
+
+def test_methods_page_shows_the_patient_mix_models_fit(server, page):
+    page.goto(server + "/methods")
+    wait_for_app(page)
+    page.get_by_text("Long-term patients at 90 MME a day or more: adjusted for age band, sex and opioid use "
+                     "disorder").first.click()
+    fit = page.get_by_text(re.compile(r"discrimination \(c-statistic, the area under the ROC curve\) 0\.\d\d"))
+    fit.first.wait_for(timeout=60_000)
+    page.get_by_text("Calibration: patients in up to ten groups").first.wait_for(timeout=30_000)
+    no_exception(page)
+    screenshot(page, "methods-patient-mix")
 
 
 def test_navigate_to_data_quality_from_the_sidebar(server, page):
