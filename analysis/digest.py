@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -55,26 +56,19 @@ def _level_text(value: float, numerator: float, denominator: float, m: measures.
 
 
 def measure_quarter(m: measures.Measure, history: list[tuple[dt.date, coverage.Measurability, stats.Funnel | None]],
-                    labels: dict[str, str], min_cell: int) -> MeasureQuarter:
+                    label: Callable[[str], str], min_cell: int) -> MeasureQuarter:
     """One measure's digest from its quarters up to the digest's (the last of `history`, oldest first): shifts
     over the complete quarters (a provisional quarter is never compared), flags and variation this quarter
-    against the one before."""
+    against the one before. label(unit_id): the name shown (a pseudonym or a clinic's name)."""
     quarter, state, result = history[-1]
     complete = [(q, r) for q, st, r in history if st.complete and r is not None]
     series = pd.concat([trends.quarter_rows(r, q) for q, r in complete], ignore_index=True) if complete else None
     moved = trends.shifts(series) if series is not None else pd.DataFrame(columns=trends.SHIFT_COLUMNS)
-    moved = moved[moved["signalled"] == pd.Timestamp(quarter)].copy()
-    rows = []
-    for s in moved.itertuples():
-        part = series[series["unit_id"] == s.unit_id].set_index("quarter_start")
-        before = part[part.index < s.began]
-        after = part[(part.index >= s.began) & (part.index <= s.signalled)]
-        rows.append({"unit_label": labels.get(s.unit_id, s.unit_id), "direction": s.direction,
-                     "began": s.began, "before": _level_text(s.before, before["numerator"].sum(),
-                                                             before["denominator"].sum(), m, min_cell),
-                     "after": _level_text(s.after, after["numerator"].sum(), after["denominator"].sum(), m,
-                                          min_cell)})
-    moved = pd.DataFrame(rows, columns=["unit_label", "direction", "began", "before", "after"])
+    moved = pd.DataFrame([{"unit_label": label(s.unit_id), "direction": s.direction, "began": s.began,
+                           "before": _level_text(s.before, s.before_numerator, s.before_denominator, m, min_cell),
+                           "after": _level_text(s.after, s.after_numerator, s.after_denominator, m, min_cell)}
+                          for s in moved[moved["signalled"] == pd.Timestamp(quarter)].itertuples()],
+                         columns=["unit_label", "direction", "began", "before", "after"])
     went_outside, came_inside, variation = [], [], ""
     previous = history[-2] if len(history) >= 2 else None
     if state.complete and result is not None and previous and previous[1].complete and previous[2] is not None:
@@ -83,8 +77,8 @@ def measure_quarter(m: measures.Measure, history: list[tuple[dt.date, coverage.M
         both = now.index.intersection(before.index)
         judged = both[(now[both] != "too_few") & (before[both] != "too_few")]   # judged in both quarters
         out_now, out_before = now[judged].isin(["high", "low"]), before[judged].isin(["high", "low"])
-        went_outside = sorted(labels.get(u, u) for u in judged[(out_now & ~out_before).to_numpy()])
-        came_inside = sorted(labels.get(u, u) for u in judged[(~out_now & out_before).to_numpy()])
+        went_outside = sorted(label(u) for u in judged[(out_now & ~out_before).to_numpy()])
+        came_inside = sorted(label(u) for u in judged[(~out_now & out_before).to_numpy()])
         index, name = (("median_odds_ratio", "median odds ratio") if m.kind == "proportion"
                        else ("p90_p10_ratio", "90th/10th centile ratio"))
         trend = pd.DataFrame([{"quarter_start": previous[0], **stats.indices(previous[2], m.kind)},
@@ -108,13 +102,16 @@ def build(conn: sa.Connection, quarter: str, s: summary.Settings | None = None, 
     history_settings = dataclasses.replace(base, start=first, end=q_end)
     directory = db.read_frame(conn, "clinician_directory")
     allowed = summary.chosen_clinicians(directory, clinics)
-    labels = {**privacy.pseudonyms(directory["clinician_id"], privacy.pseudonym_secret()),
-              **dict(zip(directory["clinic_id"], directory["clinic_name"]))}
+    pseudonyms = privacy.pseudonyms(directory["clinician_id"], privacy.pseudonym_secret())
+    clinic_names = dict(zip(directory["clinic_id"], directory["clinic_name"]))
     by_measure: dict[str, list] = {}
     for m, start, _, state, result in summary.quarter_results(conn, history_settings, allowed):
         by_measure.setdefault(m.id, []).append((start, state, result))
     parts = _head(quarter, q_start, q_end, clinics, directory, bounds, base)
-    sections = [measure_quarter(m, by_measure[m.id], labels, base.min_cell)
+    # A unit not in the directory is never shown by its id (clinician ids are not for the page).
+    names = {"clinician": lambda u: pseudonyms.get(u, "Clinician (unknown)"),
+             "clinic": lambda u: clinic_names.get(u, "Clinic (unknown)")}
+    sections = [measure_quarter(m, by_measure[m.id], names[m.unit], base.min_cell)
                 for m in measures.configured(base.low_mme, base.high_mme) if m.id in by_measure]
     parts.append(_summary(sections, q_start))
     for sec in sections:

@@ -65,17 +65,24 @@ def position(row: pd.Series) -> str:
     return "within the range chance alone would explain"
 
 
+def _own_ratio(adjusted: stats.Funnel | None, clinician_id: str) -> tuple[str, pd.Series | None]:
+    """The clinician in an adjusted funnel: ("absent", None) without one or outside it, ("too_few", row) when
+    not judged, ("judged", row) otherwise."""
+    own = adjusted.units[adjusted.units["unit_id"] == clinician_id] if adjusted is not None else ()
+    if len(own) == 0:
+        return "absent", None
+    r = own.iloc[0]
+    return ("too_few" if r["flag"] == "too_few" or r["value"] != r["value"] else "judged"), r
+
+
 def adjusted_position(adjusted: stats.Funnel | None, clinician_id: str) -> str:
     """Where a clinician stands allowing for patient mix, in the words of `position`: "1.32 × the count
-    expected: within the range chance alone would explain"; "" when the measure is not
-    adjusted or the clinician is not in the comparison. The ratio is O/E itself, the point the funnel judges
-    (its shrunken value can sit near 1 while O/E is outside the limits, which would read as a contradiction)."""
-    if adjusted is None:
-        return ""
-    own = adjusted.units[adjusted.units["unit_id"] == clinician_id]
-    if own.empty or own.iloc[0]["flag"] == "too_few" or own.iloc[0]["value"] != own.iloc[0]["value"]:
-        return "" if own.empty else "too few patients to judge"
-    r = own.iloc[0]
+    expected: within the range chance alone would explain"; "" when the measure is not adjusted or the
+    clinician is not in the comparison. The ratio is O/E itself, the point the funnel judges (its shrunken
+    value can sit near 1 while O/E is outside the limits, which would read as a contradiction)."""
+    state, r = _own_ratio(adjusted, clinician_id)
+    if state != "judged":
+        return {"absent": "", "too_few": "too few patients to judge"}[state]
     return f"{r['value']:.2f} × the count expected: {position(r)}"
 
 
@@ -83,16 +90,13 @@ SIDE_WORDS = {"high": "above", "low": "below", "within": "within"}   # the range
 
 
 def adjusted_cell(adjusted: stats.Funnel | None, clinician_id: str) -> str:
-    """The letter's "Allowing for patient mix" cell (HTML): O/E (adjusted_position) and where it stands, in two short
+    """The letter's "For patient mix" cell (HTML): O/E (adjusted_position) and where it stands, in two short
     lines so the letter stays on one page; "as observed" for a measure that is not adjusted."""
     if adjusted is None:
         return "<span class='muted'>as observed</span>"
-    own = adjusted.units[adjusted.units["unit_id"] == clinician_id]
-    if own.empty:
-        return ""
-    r = own.iloc[0]
-    if r["flag"] == "too_few" or r["value"] != r["value"]:
-        return "too few to judge"
+    state, r = _own_ratio(adjusted, clinician_id)
+    if state != "judged":
+        return {"absent": "", "too_few": "too few to judge"}[state]
     return f"<b>{r['value']:.2f}</b> × expected<br><span class='small muted'>{SIDE_WORDS[r['flag']]}</span>"
 
 

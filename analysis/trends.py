@@ -35,13 +35,19 @@ REFERENCE = 2      # the unit's own level: the mean z of its first quarters (Ope
                    # measures change against the unit's own past, not against the peers' level)
 HISTORY = 8        # quarters a "what changed" judgement looks back over, the quarter judged included (two years)
 CENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
-SHIFT_COLUMNS = ["unit_id", "direction", "began", "signalled", "before", "after", "quarters"]
+SHIFT_COLUMNS = ["unit_id", "direction", "began", "signalled", "quarters", "before", "before_numerator",
+                 "before_denominator", "after", "after_numerator", "after_denominator"]
+
+
+def quarter_of(day: dt.date) -> dt.date:
+    """The first day of the calendar quarter holding `day`."""
+    return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
 
 
 def history_start(quarter_start: dt.date, data_start: dt.date) -> dt.date:
     """The first day of the HISTORY quarters ending with the one starting `quarter_start`, not before the
     quarter holding `data_start`: the digest and the Overview judge "what changed" over the same span."""
-    first = dt.date(data_start.year, 3 * ((data_start.month - 1) // 3) + 1, 1)
+    first = quarter_of(data_start)
     months = quarter_start.year * 12 + quarter_start.month - 1 - 3 * (HISTORY - 1)
     return max(first, dt.date(months // 12, months % 12 + 1, 1))
 
@@ -120,23 +126,24 @@ class Run:
 
 def shifts(series: pd.DataFrame, min_denominator: int = stats.MIN_DENOMINATOR) -> pd.DataFrame:
     """Every unit's sustained shifts (cusum) in a series (quarter_rows of consecutive quarters): unit_id,
-    direction, began, signalled, before (the unit's value over the quarters before the shift: its pooled
-    share, or patient-weighted mean), after (from `began` to `signalled`), quarters. Quarters with fewer
-    than `min_denominator` cases do not enter."""
+    direction, began, signalled, quarters; before (the unit's value over the quarters before the shift: its
+    pooled share, or patient-weighted mean) with before_numerator and before_denominator, the counts it rests
+    on (for the disclosure rule); after, after_numerator, after_denominator likewise from `began` to
+    `signalled`. Quarters with fewer than `min_denominator` cases do not enter, nor count towards a level."""
     out = []
     for unit, part in series.sort_values("quarter_start").groupby("unit_id", sort=True):
         part = part.set_index("quarter_start")
-        z = part["z"].where(part["denominator"] >= min_denominator)
-        for s in cusum(z):
-            before = part[(part.index < s["began"]) & (part["denominator"] >= min_denominator)]
-            after = part[(part.index >= s["began"]) & (part.index <= s["signalled"])
-                         & (part["denominator"] >= min_denominator)]
-            out.append({"unit_id": unit, **s, "before": _level(before), "after": _level(after)})
-    frame = pd.DataFrame(out, columns=SHIFT_COLUMNS)
-    return frame[["unit_id", "direction", "began", "signalled", "before", "after", "quarters"]]
+        entered = part["denominator"] >= min_denominator
+        for s in cusum(part["z"].where(entered)):
+            before = part[(part.index < s["began"]) & entered]
+            after = part[(part.index >= s["began"]) & (part.index <= s["signalled"]) & entered]
+            out.append({"unit_id": unit, **s, **_level(before, "before"), **_level(after, "after")})
+    return pd.DataFrame(out, columns=SHIFT_COLUMNS)
 
 
-def _level(rows: pd.DataFrame) -> float:
-    """The value over several quarters, weighted by each quarter's cases (NaN for none)."""
+def _level(rows: pd.DataFrame, name: str) -> dict[str, float]:
+    """The value over several quarters, weighted by each quarter's cases (NaN for none), and the summed
+    numerator and denominator behind it, as {name, name_numerator, name_denominator}."""
     n = rows["denominator"].astype(float)
-    return float((rows["value"] * n).sum() / n.sum()) if n.sum() > 0 else float("nan")
+    value = float((rows["value"] * n).sum() / n.sum()) if n.sum() > 0 else float("nan")
+    return {name: value, f"{name}_numerator": float(rows["numerator"].sum()), f"{name}_denominator": float(n.sum())}

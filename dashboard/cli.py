@@ -386,10 +386,11 @@ SCHEMA_HELP = ("the PostgreSQL schema or Spark database holding rxdash's tables 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from analysis.dose import FACTOR_SETS
+
     parser = argparse.ArgumentParser(prog="rxdash", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     db_help = "SQLAlchemy URL (default: $RXDASH_DB_URL, Streamlit secrets, else duckdb:///rxdash.duckdb)"
-    from analysis import dose
 
     p = sub.add_parser("load", help="validate and load a source: a folder of contract CSV files, an OMOP CDM "
                                     "extract, FHIR R4 files or CMS Part D event files")
@@ -449,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quarter", required=True, help="the quarter, e.g. 2025Q4")
     p.add_argument("--out", type=Path, required=True, help="FILE.pdf or FILE.html")
     p.add_argument("--clinic", action="append", help="only these clinics (repeat for several)")
-    p.add_argument("--factor-set", default="cdc2022", choices=list(dose.FACTOR_SETS))
+    p.add_argument("--factor-set", default="cdc2022", choices=list(FACTOR_SETS))
     p.add_argument("--no-exclusions", action="store_true",
                    help="keep patients with cancer, hospice/palliative care or sickle cell disease")
     p.set_defaults(func=cmd_digest)

@@ -12,6 +12,9 @@ from analysis.display import md
 from dashboard import data, downloads, filters
 
 
+MOVED_COLUMNS = ["unit_label", "direction", "began", "before", "after", "measure"]
+
+
 def history(f: filters.Filters, m: measures.Measure, q_start: dt.date) -> list[tuple]:
     """(quarter_start, measurability, funnel or None) for the trends.HISTORY quarters up to the one starting
     q_start (from the data's first), among the sidebar's clinicians; each quarter's funnel from the cache."""
@@ -27,32 +30,36 @@ def history(f: filters.Filters, m: measures.Measure, q_start: dt.date) -> list[t
 def last_complete_quarter(f: filters.Filters, m: measures.Measure) -> dt.date | None:
     """The first day of the period's last quarter measured in full for m (a whole calendar quarter), or None."""
     for start, end in reversed(measures.quarters(f.start, f.end)):
-        whole = start.month in (1, 4, 7, 10) and start.day == 1 and end == dose.add_months(start, 3) - dt.timedelta(days=1)
+        whole = start == trends.quarter_of(start) and end == dose.add_months(start, 3) - dt.timedelta(days=1)
         if whole and f.measurability(m, start, end).complete:
             return start
     return None
 
 
+def label(f: filters.Filters, m: measures.Measure):
+    """unit_id -> the name on screen: the clinician's pseudonym (or name, by role), or the clinic's name."""
+    return f.label if m.unit == "clinician" else (lambda c: f.clinic_names.get(c, "Clinic (unknown)"))
+
+
+def moved_for(f: filters.Filters, m: measures.Measure) -> tuple[pd.DataFrame, dt.date | None]:
+    """Sustained shifts of m signalled in its last complete quarter of the period (digest.measure_quarter with
+    the rule off: the screen shows exact levels): unit_label, direction, began, before, after, measure; and
+    that quarter (None, and no rows, when the period has none)."""
+    q = last_complete_quarter(f, m)
+    if q is None:
+        return pd.DataFrame(columns=MOVED_COLUMNS), None
+    return digest.measure_quarter(m, history(f, m, q), label(f, m), 0).moved.assign(measure=m.title), q
+
+
 def moved(f: filters.Filters) -> tuple[pd.DataFrame, dict[str, dt.date]]:
-    """Sustained shifts signalled in each measure's last complete quarter of the period: measure, unit_label,
-    direction, began, before, after (levels in words, on screen exact: digest.measure_quarter with the rule
-    off); and the quarter judged per measure id."""
-    rows, judged = [], {}
+    """moved_for over every measure (the Overview's "what moved"), and the quarter judged per measure id."""
+    parts, judged = [], {}
     for m in f.measures():
-        q = last_complete_quarter(f, m)
-        if q is None:
-            continue
-        judged[m.id] = q
-        labels = dict(zip(*_labels(f, m)))
-        part = digest.measure_quarter(m, history(f, m, q), labels, 0).moved
-        rows += [{"measure": m.title, "measure_id": m.id, **r} for r in part.to_dict("records")]
-    return pd.DataFrame(rows, columns=["measure", "measure_id", "unit_label", "direction", "began", "before",
-                                       "after"]), judged
-
-
-def _labels(f: filters.Filters, m: measures.Measure) -> tuple[list[str], list[str]]:
-    ids = sorted(f.labels) if m.unit == "clinician" else sorted(f.clinic_names)
-    return ids, [f.label(i) if m.unit == "clinician" else f.clinic_names.get(i, i) for i in ids]
+        rows, q = moved_for(f, m)
+        if q is not None:
+            judged[m.id] = q
+            parts.append(rows)
+    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=MOVED_COLUMNS)), judged
 
 
 def moved_lines(rows: pd.DataFrame, direction: str) -> list[str]:
@@ -67,8 +74,7 @@ def period_series(f: filters.Filters, m: measures.Measure) -> tuple[pd.DataFrame
     "what moved" is judged over): the series (trends.quarter_rows), its deciles, and the quarters left out
     with their state (shown as words under the chart)."""
     frames, left_out = [], []
-    last = dt.date(f.end.year, 3 * ((f.end.month - 1) // 3) + 1, 1)
-    for start, end in measures.quarters(trends.history_start(last, f.data_start), f.end):
+    for start, end in measures.quarters(trends.history_start(trends.quarter_of(f.end), f.data_start), f.end):
         state = f.measurability(m, start, end)
         if not state.complete:
             left_out.append((start, state))

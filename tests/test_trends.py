@@ -129,3 +129,10 @@ def test_the_digest_reports_a_step_from_its_quarter_and_not_the_noise(tmp_path):
     assert (tmp_path / "digest.html").read_text(encoding="utf-8").count("rose from 30.0% to 60.0%") == 1
     bad = run("digest", "--db", url, "--quarter", "Q4", "--out", str(tmp_path / "d.html"), cwd=tmp_path)
     assert bad.returncode == 1 and bad.stderr.strip() == "rxdash digest: error: 'Q4' is not a quarter: write it as 2025Q4"
+    outside = run("digest", "--db", url, "--quarter", "2027Q1", "--out", str(tmp_path / "d.html"), cwd=tmp_path)
+    assert outside.returncode == 1 and outside.stderr.strip() == (
+        "rxdash digest: error: 2027Q1 is outside the data (01 Oct 2024 to 31 Mar 2026)")
+    wrong = run("digest", "--db", url, "--quarter", "2025Q4", "--out", str(tmp_path / "d.txt"), cwd=tmp_path)
+    assert wrong.returncode == 1 and wrong.stderr.strip() == "rxdash digest: error: --out must end in .pdf or .html, not .txt"
+    assert not (tmp_path / "d.html").exists() and not (tmp_path / "d.txt").exists()   # nothing half-written
+    assert "Traceback" not in bad.stderr + outside.stderr + wrong.stderr

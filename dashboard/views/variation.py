@@ -8,8 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis import (casemix, charts, coverage, digest, disclosure, dose, dose_unknown, exports, measures, report,
-                      stats, trends)
+from analysis import (casemix, charts, coverage, disclosure, dose, dose_unknown, exports, measures, report, stats,
+                      trends)
 from analysis.display import md, plotly_text
 from dashboard import data, downloads, filters, over_time, viewer
 
@@ -308,13 +308,10 @@ NOBODY = "(nobody)"
 
 def _what_moved(f: filters.Filters, measure: measures.Measure) -> None:
     """The sustained shifts (analysis.trends) signalled in the period's last quarter measured in full."""
-    q = over_time.last_complete_quarter(f, measure)
+    rows, q = over_time.moved_for(f, measure)
     if q is None:
         st.caption("What moved: no quarter of the period is measured in full yet.")
         return
-    ids, names = over_time._labels(f, measure)
-    part = digest.measure_quarter(measure, over_time.history(f, measure, q), dict(zip(ids, names)), 0).moved
-    rows = part.assign(measure=measure.title)
     lines = over_time.moved_lines(rows, "up") + over_time.moved_lines(rows, "down")
     st.markdown(f"**What moved in {charts.quarter_label(q)}** (a sustained shift, judged over the "
                 f"{trends.HISTORY} quarters up to it; the Methods page explains the CUSUM): "
