@@ -1,11 +1,16 @@
 """Who may see what (DESIGN.md "Privacy and access"): roles, what each allows, and who holds which role.
 
 Roles come from configuration, `[rxdash.roles]` in Streamlit's secrets.toml: each role lists e-mail
-addresses and groups ("group:NAME", matched against the identity token's groups claim). A person with
-several roles gets what any of them allows. The clinician role is tied to one clinician by
-`[rxdash.clinicians]` (e-mail -> clinician_id). Nothing here imports Streamlit.
+addresses (matched only against an e-mail the identity provider has verified, `email_verified` true),
+groups ("group:NAME", matched only against the token's groups claim) and subjects ("sub:ID", the
+provider's own identifier). A person with several roles gets what any of them allows. The clinician role
+is tied to one clinician by `[rxdash.clinicians]` (e-mail or "sub:ID" -> clinician_id). Nothing here
+imports Streamlit.
 
 ```toml
+[rxdash]
+groups_claim = "groups"          # the token's claim that lists the person's groups
+
 [rxdash.roles]
 leader = ["lead@example.org"]
 committee = ["group:quality-committee"]
@@ -99,27 +104,81 @@ class Viewer:
         return ", ".join(self.roles) or "none"
 
 
-def roles_for(email: str, groups: Iterable[str], config: Mapping[str, object]) -> tuple[str, ...]:
-    """The roles `[rxdash.roles]` gives this e-mail address (case-insensitive) or any of these groups."""
-    email = (email or "").strip().lower()
-    groups = {f"group:{g}".lower() for g in groups}
+@dataclass(frozen=True)
+class Identity:
+    """What the identity token says about the person, reduced to the claims rxdash trusts.
+
+    email: the e-mail claim, lower-cased, only when the provider vouches for it (`email_verified` true);
+    sub: the provider's own subject identifier (always the provider's); groups: the groups claim, as given."""
+
+    email: str | None
+    sub: str | None
+    groups: frozenset[str]
+
+    @property
+    def user(self) -> str:
+        """Who this is, for the audit log and the sidebar: the verified e-mail, else the subject."""
+        return self.email or (f"sub:{self.sub}" if self.sub else "unknown")
+
+
+def _verified(value: object) -> bool:
+    # OIDC Core 5.1: email_verified is a boolean; some providers (Amazon Cognito) send the text "true".
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def identity_from_claims(claims: Mapping[str, object], config: Mapping[str, object] | None = None) -> Identity:
+    """The trusted identity in an OIDC token's claims (Streamlit's st.user).
+
+    The e-mail counts only when `email_verified` is true: an unverified address is whatever the account holder
+    typed. Groups come from the claim named by `[rxdash] groups_claim` (default "groups"; Amazon Cognito sends
+    "cognito:groups", Auth0 a namespaced claim): a list of names, or one name."""
+    settings = config if isinstance(config, Mapping) else {}
+    email = claims.get("email")
+    email = str(email).strip().lower() if isinstance(email, str) and email.strip() and _verified(
+        claims.get("email_verified")) else None
+    sub = claims.get("sub")
+    sub = str(sub).strip() if isinstance(sub, (str, int)) and str(sub).strip() else None
+    raw = claims.get(str(settings.get("groups_claim") or "groups")) or []
+    raw = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else []
+    return Identity(email, sub, frozenset(str(g) for g in raw if isinstance(g, str) and g))
+
+
+def _members(entries: object) -> list[str]:
+    # A list of members, or one written as a plain string; anything else in the file gives nobody the role.
+    entries = [entries] if isinstance(entries, str) else list(entries) if isinstance(entries, list) else []
+    return [str(m).strip() for m in entries if isinstance(m, str) and m.strip()]
+
+
+def holds(member: str, who: Identity) -> bool:
+    """Whether one entry of a role's list names this person. Each kind of entry is matched against one claim
+    only: "group:NAME" against the groups claim (exactly, as the provider writes group names), "sub:ID" against
+    the subject (exactly), anything else as an e-mail address against the verified e-mail (case-insensitively,
+    as addresses are compared in practice)."""
+    if member.startswith("group:"):
+        return member[len("group:"):] in who.groups
+    if member.startswith("sub:"):
+        return who.sub is not None and member[len("sub:"):] == who.sub
+    return who.email is not None and member.lower() == who.email
+
+
+def roles_for(who: Identity, config: Mapping[str, object]) -> tuple[str, ...]:
+    """The roles `[rxdash.roles]` gives this person (Identity: verified e-mail, subject, groups)."""
     table = config.get("roles", {}) if isinstance(config, Mapping) else {}
-    found = []
-    for role, members in table.items():
-        if role not in ROLES or role == LOCAL_ROLE:
-            continue
-        # A list of members, or one written as a plain string; anything else in the file gives nobody the role.
-        members = [members] if isinstance(members, str) else list(members) if isinstance(members, list) else []
-        if any(str(m).strip().lower() in ({email} if email else set()) | groups for m in members):
-            found.append(role)
+    table = table if isinstance(table, Mapping) else {}
+    found = {role for role, members in table.items()
+             if role in ROLES and role != LOCAL_ROLE and any(holds(m, who) for m in _members(members))}
     return tuple(r for r in ROLES if r in found)
 
 
-def viewer_for(email: str, groups: Iterable[str], config: Mapping[str, object]) -> Viewer:
-    """The signed-in person's viewer: roles from the configuration, and their clinician id if mapped."""
+def viewer_for(claims: Mapping[str, object], config: Mapping[str, object]) -> Viewer:
+    """The signed-in person's viewer from the token's claims: roles from the configuration, and their clinician
+    id when `[rxdash.clinicians]` maps their verified e-mail (or "sub:ID") to one."""
+    config = config if isinstance(config, Mapping) else {}
+    who = identity_from_claims(claims, config)
     table = config.get("clinicians", {})
-    clinicians = {str(k).strip().lower(): str(v) for k, v in (table.items() if isinstance(table, Mapping) else ())}
-    return Viewer(email, roles_for(email, groups, config), clinicians.get((email or "").strip().lower()))
+    clinicians = {str(k).strip(): str(v) for k, v in (table.items() if isinstance(table, Mapping) else ())}
+    clinician = next((v for k, v in clinicians.items() if holds(k, who)), None)
+    return Viewer(who.user, roles_for(who, config), clinician)
 
 
 def local_viewer() -> Viewer:

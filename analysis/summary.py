@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import coverage, db, disclosure, dose, exports, measures, stats
+from analysis import coverage, db, disclosure, dose, exports, measures, redact, stats
 
 MEASURE_COLUMNS = ["measure_id", "unit", "clinician_id", "clinic_id", "numerator", "denominator", "value",
                    "pooled_value", "lower_95", "upper_95", "lower_998", "upper_998", "flag", "shrunk_value",
@@ -395,6 +395,6 @@ def write_summary(engine: sa.Engine, s: Settings, out: Path) -> dict[str, int]:
     # Ids come from the data: written as every exported CSV is, formula cells neutralised.
     for frame, name in ((table, "clinician_measures"), (tapers, "tapers"), (consistency, "consistency")):
         (out / f"{name}.csv").write_bytes(exports.csv_bytes(frame))
-    url = engine.url.render_as_string(hide_password=True)
+    url = redact.shown_url(engine.url.render_as_string(hide_password=False))
     (out / "README.txt").write_text(readme(s, url, stable, dt.datetime.now(), measurement), encoding="utf-8")
     return {"clinician_measures": len(table), "tapers": len(tapers), "consistency": len(consistency)}

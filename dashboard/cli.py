@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from analysis import redact
+
 REPO_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -246,7 +248,7 @@ def _target(engine, schema_flag: str | None) -> str:
     from analysis import db
 
     schema = db.resolve_schema(schema_flag)
-    return engine.url.render_as_string(hide_password=True) + (f" (schema {schema})" if schema else "")
+    return redact.shown_url(engine.url.render_as_string(hide_password=False)) + (f" (schema {schema})" if schema else "")
 
 
 def _serve(url: str, host: str, port: int, schema: str | None = None) -> int:
@@ -272,9 +274,7 @@ def _serve(url: str, host: str, port: int, schema: str | None = None) -> int:
                # A table's own CSV download would bypass suppression, the audit log and formula
                # neutralising: data leaves only through the export buttons (analysis/exports.py).
                "--client.disableDataExport", "true"]
-    import sqlalchemy as sa
-
-    shown = sa.make_url(url).render_as_string(hide_password=True) + (f", schema {schema}" if schema else "")
+    shown = redact.shown_url(url) + (f", schema {schema}" if schema else "")
     print(f"Serving the dashboard on http://{host}:{port} (database: {shown})", flush=True)
     os.execvpe(command[0], command, env)
     return 0  # not reached
@@ -488,6 +488,10 @@ DEBUG_ENV = "RXDASH_DEBUG"
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Whatever a command prints (its last line, a driver's error that echoes the connection string), no
+    # password or token in the database URL or the environment reaches the terminal (analysis/redact.py).
+    redact.install([str(u) for u in (getattr(args, "db", None), getattr(args, "directory", None))
+                    if u is not None and "://" in str(u)])
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
-from analysis import db, measures, stats
+from analysis import db, measures, redact, stats
 from analysis.display import md
 
 
@@ -123,8 +123,9 @@ def _plain_errors(url: str, name: str):
 
 
 def _first_line(e: sa.exc.DBAPIError) -> str:
-    return str(getattr(e, "orig", e)).strip().splitlines()[0][:300]
+    """The database's error in one line, with any secret it echoes (a URL's password or token) blanked."""
+    return redact.scrub(str(getattr(e, "orig", e)).strip().splitlines()[0], [database_url()])[:300]
 
 
 def _safe(url: str) -> str:
-    return sa.make_url(url).render_as_string(hide_password=True)
+    return redact.shown_url(url)

@@ -10,6 +10,12 @@ from __future__ import annotations
 import logging
 import sys
 
+from analysis import redact
+
+# Before Streamlit makes its log handlers (they write to the sys.stderr of that moment): no password or token in
+# the database URL ($RXDASH_DB_URL) or the environment reaches the server's log.
+redact.install()
+
 # The pages and everything they import (analysis, pandas, scipy, plotly, SQLAlchemy, DuckDB's driver).
 import duckdb_engine  # noqa: F401
 import psycopg  # noqa: F401

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analysis import access, exports
+from analysis.display import md
 
 SIGNED_IN = "_audited_sign_in"
 
@@ -29,10 +30,8 @@ def current() -> access.Viewer | None:
         return access.local_viewer()
     if not st.user.is_logged_in:
         return None
-    groups = st.user.get("groups") or []
-    groups = [groups] if isinstance(groups, str) else list(groups)
-    return access.viewer_for(str(st.user.get("email") or st.user.get("sub") or ""), groups,
-                             secrets.get("rxdash", {}))
+    # Only claims the provider vouches for give a role (analysis.access.identity_from_claims).
+    return access.viewer_for(st.user.to_dict(), secrets.get("rxdash", {}))
 
 
 def require(page: str) -> access.Viewer:
@@ -76,7 +75,7 @@ def no_role_page() -> None:
     if v is not None:
         _audit_sign_in(v, "dashboard (no role)")
     st.title("No access yet")
-    st.warning(f"You are signed in as {v.user if v else 'unknown'}, but no role in this dashboard has been given to "
+    st.warning(f"You are signed in as {md(v.user) if v else 'unknown'}, but no role in this dashboard has been given to "
                "this account. Ask the dashboard's administrator to add it under [rxdash.roles].",
                icon=":material/lock:")
     if st.button("Sign out", icon=":material/logout:"):
@@ -91,6 +90,6 @@ def header(v: access.Viewer) -> None:
                    icon=":material/science:")
         return
     _audit_sign_in(v, "dashboard")
-    st.sidebar.caption(f"Signed in as {v.user} ({v.role})")
+    st.sidebar.caption(f"Signed in as {md(v.user)} ({v.role})")
     if st.sidebar.button("Sign out", icon=":material/logout:"):
         st.logout()

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis import access
+from analysis.display import md
 from dashboard import pages
 from tests.test_app import H1, _page, label, worked, worked_db  # noqa: F401  (fixtures)
 
@@ -38,8 +39,8 @@ def audit_log(monkeypatch, tmp_path) -> Path:
 def signed_in(at: AppTest, who: str | None, groups: list[str] | None = None) -> AppTest:
     at.secrets["auth"] = AUTH
     at.secrets["rxdash"] = CONFIG
-    at.user = {"is_logged_in": False} if who is None else {"is_logged_in": True, "email": who,
-                                                           "groups": groups or []}
+    at.user = {"is_logged_in": False} if who is None else {"is_logged_in": True, "email": who, "email_verified": True,
+                                                           "sub": f"id-{who}", "groups": groups or []}
     return at
 
 
@@ -64,25 +65,73 @@ def page(name: str, who: str, groups: list[str] | None = None, query: dict | Non
 
 # --- The rules ---------------------------------------------------------------------------------------
 
+def claims(email: str | None = None, groups: list[str] | None = None, verified: object = True,
+           sub: str = "provider-id-1", **more: object) -> dict[str, object]:
+    """An OIDC token's claims as Streamlit's st.user gives them."""
+    return {"sub": sub, **({"email": email, "email_verified": verified} if email is not None else {}),
+            "groups": groups or [], **more}
+
+
 @pytest.mark.parametrize("role", PEOPLE)
 def test_each_role_gets_its_pages(role):
     email, groups, expected = PEOPLE[role]
-    v = access.viewer_for(email, groups, CONFIG)
+    v = access.viewer_for(claims(email, groups), CONFIG)
     assert pages.allowed(v) == expected
 
 
-def test_roles_from_email_and_groups():
-    assert access.roles_for("LEAD@example.org", [], CONFIG) == ("leader", "admin")   # case-insensitive, both roles
-    assert access.roles_for("anyone@example.org", ["quality", "other"], CONFIG) == ("committee",)
-    assert access.roles_for("anyone@example.org", ["qual"], CONFIG) == ()            # whole group names only
-    assert access.roles_for("", [], {"roles": {"committee": [""]}}) == ()             # a blank never matches
-    assert access.roles_for("x@y", [], {"roles": {"superuser": ["x@y"], "local demo": ["x@y"]}}) == ()
-    assert access.roles_for("x@y", [], {"roles": {"leader": 7, "admin": "x@y"}}) == ("admin",)   # a slip in the file
-    assert access.viewer_for("x@y", [], {"roles": {"clinician": ["x@y"]}, "clinicians": "oops"}).clinician_id is None
-    v = access.viewer_for("c@example.org", [], CONFIG)
+def test_roles_from_a_verified_email_and_groups():
+    roles = lambda *a, **k: access.viewer_for(claims(*a, **k), CONFIG).roles   # noqa: E731
+    assert roles("LEAD@example.org") == ("leader", "admin")            # case-insensitive, both roles
+    assert roles("anyone@example.org", ["quality", "other"]) == ("committee",)
+    assert roles("anyone@example.org", ["qual"]) == ()                 # whole group names only
+    assert roles("anyone@example.org", ["Quality"]) == ()              # group names exactly as the provider writes them
+    assert roles("lead@example.org", verified="true") == ("leader", "admin")   # Cognito's text "true"
+    assert access.viewer_for(claims(""), {"roles": {"committee": [""]}}).roles == ()   # a blank never matches
+    assert access.viewer_for(claims("x@y.org"), {"roles": {"superuser": ["x@y.org"], "local demo": ["x@y.org"]}}
+                             ).roles == ()
+    assert access.viewer_for(claims("x@y.org"), {"roles": {"leader": 7, "admin": "x@y.org"}}).roles == ("admin",)
+    assert access.viewer_for(claims("x@y.org"), {"roles": {"clinician": ["x@y.org"]}, "clinicians": "oops"}
+                             ).clinician_id is None
+    v = access.viewer_for(claims("c@example.org"), CONFIG)
     assert v.clinician_id == "D3" and not v.names and not v.any_profile and v.exports
-    assert access.viewer_for("lead@example.org", [], CONFIG).names
+    assert access.viewer_for(claims("lead@example.org"), CONFIG).names
     assert access.local_viewer().pages == access.ALL_PAGES and not access.local_viewer().names
+
+
+# Issue #29, item 1: tokens a hostile account holder can obtain from an ordinary identity provider.
+@pytest.mark.parametrize("token", [
+    claims("group:quality"),                                    # an e-mail claim that spells a group entry
+    claims("group:quality", verified=True, groups=[]),
+    claims("Lead@Example.ORG", verified=False),                 # a leader's address, not verified, other case
+    claims("lead@example.org", verified=None),                  # no email_verified claim at all
+    claims("lead@example.org", verified="false"),
+    claims("lead@example.org", verified=1),                     # not the boolean true
+    claims("c@example.org", verified=False),                    # a clinician's address: no role, no clinician
+    claims(None, sub="lead@example.org"),                       # a subject that looks like a leader's address
+    claims(None, sub="group:quality"),
+    claims("q@example.org", groups="group:quality"),            # the group entry's text in the groups claim
+], ids=["email-is-group-entry", "verified-email-is-group-entry", "unverified-leader-other-case",
+        "no-verified-claim", "verified-text-false", "verified-one", "unverified-clinician", "sub-is-leader-email",
+        "sub-is-group-entry", "groups-claim-has-prefix"])
+def test_no_role_from_claims_the_provider_does_not_vouch_for(token):
+    v = access.viewer_for(token, CONFIG)
+    assert v.roles == () and v.clinician_id is None and not v.names
+
+
+def test_each_kind_of_entry_matches_its_own_claim():
+    config = {"roles": {"leader": ["sub:00u1abc"], "committee": ["group:Quality Committee"]},
+              "clinicians": {"sub:00u2def": "D3"}, "groups_claim": "cognito:groups"}
+    assert access.viewer_for(claims(None, sub="00u1abc"), config).roles == ("leader",)
+    assert access.viewer_for(claims(None, sub="00u1ABC"), config).roles == ()          # a subject compares exactly
+    assert access.viewer_for(claims("a@b.org", **{"cognito:groups": ["Quality Committee"]}), config).roles == (
+        "committee",)
+    assert access.viewer_for(claims("a@b.org", groups=["Quality Committee"]), config).roles == ()   # other claim
+    assert access.viewer_for(claims("a@b.org", **{"cognito:groups": "Quality Committee"}), config).roles == (
+        "committee",)                                                   # one group given as text
+    assert access.viewer_for(claims(None, sub="00u2def"), config).clinician_id == "D3"
+    # Who the audit log and the sidebar name: the verified e-mail, else the subject, never an unverified address.
+    assert access.viewer_for(claims("Lead@Example.org"), CONFIG).user == "lead@example.org"
+    assert access.viewer_for(claims("lead@example.org", verified=False, sub="u-9"), CONFIG).user == "sub:u-9"
 
 
 def test_auth_is_configured_only_by_an_auth_section(tmp_path):
@@ -103,7 +152,7 @@ def test_sign_in_is_asked_before_anything_is_shown(worked):
 
 def test_a_signed_in_account_without_a_role_sees_nothing(worked, audit_log):
     at = app("stranger@example.org", ["other"])
-    assert at.title[0].value == "No access yet" and "stranger@example.org" in at.warning[0].value
+    assert at.title[0].value == "No access yet" and md("stranger@example.org") in at.warning[0].value
     assert not at.metric and not at.sidebar.date_input
     entry = json.loads(audit_log.read_text().splitlines()[-1])
     assert (entry["event"], entry["user"], entry["role"]) == ("sign-in", "stranger@example.org", "none")
@@ -112,7 +161,7 @@ def test_a_signed_in_account_without_a_role_sees_nothing(worked, audit_log):
 def test_committee_opens_on_the_overview_with_pseudonyms(worked, audit_log):
     at = app("q@example.org", ["quality"], H1)
     assert at.title[0].value == "Prescribing consistency" and at.metric
-    assert "Signed in as q@example.org (committee)" in at.sidebar.caption[0].value
+    assert f"Signed in as {md('q@example.org')} (committee)" in at.sidebar.caption[0].value
     assert not at.warning                                           # no local-demo banner
     entry = json.loads(audit_log.read_text().splitlines()[-1])
     assert (entry["event"], entry["user"], entry["role"]) == ("sign-in", "q@example.org", "committee")
@@ -174,7 +223,7 @@ def test_a_clinician_account_not_linked_to_an_id_is_told_so(worked):
     config = {"roles": {"clinician": ["new@example.org"]}, "clinicians": {}}
     at = AppTest.from_function(_page, args=("profile",), default_timeout=120)
     at.secrets["auth"], at.secrets["rxdash"] = AUTH, config
-    at.user = {"is_logged_in": True, "email": "new@example.org"}
+    at.user = {"is_logged_in": True, "email": "new@example.org", "email_verified": True}
     at.run()
     assert not at.exception and "not linked to a clinician" in at.warning[0].value
     assert not at.dataframe and not at.get("plotly_chart")

@@ -85,7 +85,7 @@ def hostile_server(beacon, host, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("hostile_browser")
     url = load_hostile(tmp, host)
-    lead = User(sub=LEADER, claims={"email": LEADER})
+    lead = User(sub=LEADER, claims={"email": LEADER, "email_verified": True})
     with run_server_in_thread(user_claims=[lead]) as oidc:
         port = _free_port()
         folder = tmp / "serve"
@@ -114,7 +114,7 @@ def leader(browser, hostile_server):
     page.wait_for_url("**/oauth2/authorize**", timeout=30_000)
     page.get_by_role("button", name=LEADER).click()
     page.wait_for_url(hostile_server + "/**", timeout=30_000)
-    page.get_by_text(f"Signed in as {LEADER}").wait_for(timeout=60_000)
+    page.get_by_text("Signed in as " + LEADER.replace("@", "@\u2060")).wait_for(timeout=60_000)
     wait_for_app(page)
     requests.clear()    # the OIDC provider's own sign-in page loads a stylesheet from a CDN: not the app's
     yield page, requests, dialogs

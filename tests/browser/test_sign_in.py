@@ -28,8 +28,16 @@ def signed_server(sample_duckdb, tmp_path_factory):
     Yields (base URL, audit log path)."""
     from oidc_provider_mock import User, run_server_in_thread
 
-    committee = User(sub="qc@example.org", claims={"email": "qc@example.org", "groups": ["quality"]})
-    with run_server_in_thread(user_claims=[committee]) as oidc:
+    # Predefined accounts (a button each on the provider's page). Only a verified e-mail counts (issue #29).
+    users = [User(sub="qc@example.org", claims={"email": "qc@example.org", "email_verified": True,
+                                                 "groups": ["quality"]}),
+             User(sub="jordan.novak@example.org", claims={"email": "jordan.novak@example.org",
+                                                           "email_verified": True}),
+             # Two hostile accounts: an e-mail claim spelling a group entry, and a clinician's address in other
+             # letter case that the provider has not verified.
+             User(sub="spoof-group", claims={"email": "group:quality", "email_verified": True}),
+             User(sub="spoof-clinician", claims={"email": "Jordan.Novak@Example.org", "email_verified": False})]
+    with run_server_in_thread(user_claims=users) as oidc:
         port = _free_port()
         folder = tmp_path_factory.mktemp("signed")
         (folder / ".streamlit").mkdir()
@@ -55,7 +63,8 @@ def test_committee_member_signs_in_sees_their_pages_and_signs_out(signed_server,
     sign_in(page, base)
     page.get_by_role("button", name="qc@example.org").click()           # the predefined user
     page.wait_for_url(base + "/**", timeout=30_000)
-    page.get_by_text("Signed in as qc@example.org (committee)").wait_for(timeout=60_000)
+    # The address is shown escaped (analysis.display.md): a word joiner after "@" keeps it from becoming a link.
+    page.get_by_text("Signed in as qc@\u2060example.org (committee)").wait_for(timeout=60_000)
     wait_for_app(page)
     nav = page.locator("[data-testid=stSidebarNav]").inner_text()
     assert "Overview" in nav and "Clinician variation" in nav and "Tapers" in nav
@@ -84,8 +93,7 @@ def test_committee_member_signs_in_sees_their_pages_and_signs_out(signed_server,
 def test_clinician_signs_in_to_their_own_named_profile(signed_server, page):
     base, audit = signed_server
     sign_in(page, base)
-    page.locator("input[name=sub]").fill("jordan.novak@example.org")    # any account: e-mail = the sub
-    page.get_by_role("button", name="Authorize").click()
+    page.get_by_role("button", name="jordan.novak@example.org").click()
     page.wait_for_url(base + "/**", timeout=30_000)
     page.get_by_text("Jordan Novak: your prescribing beside your peers").wait_for(timeout=60_000)
     wait_for_app(page)
@@ -96,3 +104,23 @@ def test_clinician_signs_in_to_their_own_named_profile(signed_server, page):
     screenshot(page, "signed-in-clinician")
     entries = [json.loads(line) for line in audit.read_text().splitlines()]
     assert any(e["event"] == "profile view" and e["user"] == "jordan.novak@example.org" for e in entries)
+
+
+@pytest.mark.parametrize("account, user", [("spoof-group", "group:quality"),   # a verified (if odd) address
+                                           ("spoof-clinician", "sub:spoof-clinician")])   # not verified: the subject
+def test_claims_the_provider_does_not_vouch_for_give_no_role(signed_server, page, account, user):
+    """Issue #29, item 1: an e-mail claim reading "group:quality" gave the committee role; an unverified address
+    in other letter case gave a clinician's role. Both now reach the no-access page and nothing else."""
+    base, audit = signed_server
+    sign_in(page, base)
+    page.get_by_role("button", name=account).click()
+    page.wait_for_url(base + "/**", timeout=30_000)
+    page.get_by_text("No access yet").wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert page.locator("[data-testid=stMetric]").count() == 0 and page.locator(".js-plotly-plot").count() == 0
+    assert "Jordan Novak" not in page.content()
+    assert f"You are signed in as {user}," in page.get_by_text("You are signed in as").inner_text()
+    no_exception(page)
+    screenshot(page, f"no-role-{account}")
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert {"event": "sign-in", "user": user, "role": "none"}.items() <= entries[-1].items()
