@@ -48,10 +48,23 @@ def _nice_step(span: float, target: int = 5, smallest: float = 1.0) -> float:
 
 def _finite(values) -> np.ndarray:
     """The finite numbers in `values`: a number, a column, or a list of either (nested lists flattened)."""
-    if isinstance(values, (list, tuple)):
-        parts = [_finite(v) for v in values]
-        return np.concatenate(parts) if parts else np.array([], dtype=float)
-    arr = pd.to_numeric(pd.Series(np.ravel(np.asarray(values, dtype=object))), errors="coerce").to_numpy(float)
+    parts, scalars = [], []
+
+    def walk(v) -> None:
+        if isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+        elif np.ndim(v) == 0:
+            scalars.append(v)   # converted together below: one conversion per scalar cost seconds a chart
+        else:
+            parts.append(np.ravel(np.asarray(v, dtype=object)))
+
+    walk(values)
+    if scalars:
+        parts.append(np.asarray(scalars, dtype=object))
+    if not parts:
+        return np.array([], dtype=float)
+    arr = pd.to_numeric(pd.Series(np.concatenate(parts)), errors="coerce").to_numpy(float)
     return arr[np.isfinite(arr)]
 
 

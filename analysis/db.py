@@ -188,19 +188,35 @@ def all_or_nothing(conn: sa.Connection, fresh: set[str], only: set[str] | None =
         yield
 
 
-def read_frame(conn: sa.Connection, name: str, params: dict[str, object] | None = None):
-    """Run queries/<name>.sql with bound parameters and return a pandas DataFrame."""
-    import pandas as pd
-
-    params = params or {}
-    statement = sa.text(queries.load(name, conn.dialect.name))
-    # Lists and tuples are bound as expanding IN lists: one bound parameter per value, never spliced text.
-    # Typed as text when every value is (an empty list must still compare with a text column).
+def bound(statement: sa.TextClause, params: dict[str, object]) -> tuple[sa.TextClause, dict[str, object]]:
+    """The statement with its list parameters bound as expanding IN lists (one bound parameter per value, never
+    spliced text; typed as text when every value is, so an empty list still compares with a text column), and
+    the values it uses."""
     lists = [sa.bindparam(k, expanding=True, type_=sa.String if all(isinstance(x, str) for x in v) else None)
              for k, v in params.items() if isinstance(v, (list, tuple)) and k in statement._bindparams]
     if lists:
         statement = statement.bindparams(*lists)
-    result = conn.execute(statement, {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()})
+    return statement, {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+def read_frame(conn: sa.Connection, name: str, params: dict[str, object] | None = None, stored: bool = True):
+    """Run queries/<name>.sql with bound parameters and return a pandas DataFrame. stored: answer from the
+    answers computed at load time when this exact question is one of them (analysis.precomputed), which is
+    the same frame the query gives (row order aside)."""
+    params = params or {}
+    if stored:
+        from analysis import precomputed
+
+        found = precomputed.lookup(conn, name, params)
+        if found is not None:
+            return found
+    return frame_of(conn, conn.execute(*bound(sa.text(queries.load(name, conn.dialect.name)), params)))
+
+
+def frame_of(conn: sa.Connection, result: sa.CursorResult):
+    """A result's rows as a pandas DataFrame, by the fastest path each engine has."""
+    import pandas as pd
+
     if conn.dialect.name == "spark" and result.returns_rows:
         return result.cursor.arrow.to_pandas()   # Spark sends the rows as Arrow (analysis.spark.Cursor)
     if conn.dialect.name == "duckdb" and result.returns_rows:

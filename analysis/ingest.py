@@ -709,12 +709,14 @@ def open_reader() -> duckdb.DuckDBPyConnection:
     return reader
 
 
-def rebuild_derived(conn: sa.Connection) -> None:
+def rebuild_derived(conn: sa.Connection, progress: Progress | None = None) -> None:
     """Rebuild the stored derivations: each patient's record window (patients.window_start, window_end,
     clipped to the first fill and the extract date), then for every factor set daily_dose_segments (every
     patient's daily series), then stored_tapers (every taper, measured from that series with the default parameters), and
     stored_ltot_episodes (episodes of supply; no factor set needed). Queries read these instead of
     recomputing them: the dashboard's pages then answer in a second on a million prescriptions."""
+    if progress:
+        progress("deriving daily doses", 0, len(FACTOR_SETS))
     conn.exec_driver_sql("delete from daily_dose_segments")
     conn.exec_driver_sql("delete from stored_tapers")
     conn.exec_driver_sql("delete from stored_ltot_episodes")
@@ -730,13 +732,17 @@ def rebuild_derived(conn: sa.Connection) -> None:
     conn.execute(sa.text(f"insert into stored_ltot_episodes ({episode_columns}) "
                          f"{queries.load('build_ltot_episodes', conn.dialect.name)}"),
                  {"exclude": False, **LtotParams().sql()})
-    for factor_set in FACTOR_SETS:
+    for i, factor_set in enumerate(FACTOR_SETS):
+        if progress and i:
+            progress("deriving daily doses", i, len(FACTOR_SETS))
         conn.execute(sa.text(f"insert into daily_dose_segments ({segment_columns}) {segments_sql}"),
                      {"factor_set": factor_set, "exclude": False})
         if bounds.data_start is not None:
             conn.execute(sa.text(f"insert into stored_tapers ({taper_columns}) {tapers_sql}"),
                          {"factor_set": factor_set, "exclude": False,
                           **TaperParams().sql(bounds.data_start, bounds.data_end)})
+    if progress:
+        progress("deriving daily doses", len(FACTOR_SETS), len(FACTOR_SETS))
 
 
 def _record(conn: sa.Connection, run_id: str, source: str, replace: bool, strict: bool,
@@ -979,8 +985,12 @@ def _load(engine: sa.Engine, reader: duckdb.DuckDBPyConnection, staged_files: li
                     extract = _extract_date(conn, extract_date, as_of, replace)
                     if adapted is not None:
                         _write_source_rejects(reader, adapted, writer)
-                    for staged in staged_files:
+                    for i, staged in enumerate(staged_files):
+                        if progress:
+                            progress("checking tables", i, len(staged_files))
                         reports.append(_check_and_insert(conn, staged, as_of, extract, writer, max_fill_days))
+                    if progress:
+                        progress("checking tables", len(staged_files), len(staged_files))
                     for table in ["stg_drugs", *(f"{p}_{f.spec.name}" for f in staged_files for p in ("chk", "stg"))]:
                         conn.exec_driver_sql(f"drop table if exists {table}")
                     if adapted is not None:
@@ -993,7 +1003,10 @@ def _load(engine: sa.Engine, reader: duckdb.DuckDBPyConnection, staged_files: li
                         raise StrictRefusal(f"--strict: {rejected} row{'s' if rejected != 1 else ''} rejected "
                                         f"(see {rejects_path}); nothing was loaded")
                     _set_extract_date(conn, extract, given=extract_date is not None)
-                    rebuild_derived(conn)
+                    rebuild_derived(conn, progress)
+                    from analysis import precomputed   # (imports the statistics: only once a load gets here)
+
+                    precomputed.rebuild(conn, progress)
                     _record(conn, run_id, source_label, replace, strict, reports, extract,
                             adapted.format if adapted else "contract", source_reports,
                             adapted.notes if adapted else [])

@@ -121,7 +121,13 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.0,
                         help="seconds to wait after the server is up before the cold visit (lets the start-up "
                              "warm-up of the default view finish; 0 = visit at once, the worst case)")
+    parser.add_argument("--pages", default=",".join(PAGES),
+                        help=f"comma-separated pages to time (default: all of {', '.join(PAGES)})")
+    parser.add_argument("--no-filter", action="store_true", help="skip the filter-change measurement")
     args = parser.parse_args()
+    chosen = [p.strip() for p in args.pages.split(",") if p.strip()]
+    if unknown := [p for p in chosen if p not in PAGES]:
+        parser.error(f"unknown page(s): {', '.join(unknown)}")
     from playwright.sync_api import sync_playwright
 
     clinician = busiest_clinician(args.db)
@@ -129,7 +135,8 @@ def main() -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         for _ in range(args.runs):
-            for name, (path, marker) in PAGES.items():
+            for name in chosen:
+                path, marker = PAGES[name]
                 path = path.format(clinician=clinician)
                 proc, base = start_server(args.db)
                 try:
@@ -159,6 +166,10 @@ def main() -> None:
                                   "warm_new_tab_s": round(new_tab, 2)}), flush=True)
 
         # A filter change answered from the cache: toggle exclusions off (computed), then on again (cached).
+        if args.no_filter:
+            browser.close()
+            _table(results)
+            return
         proc, base = start_server(args.db)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -190,6 +201,10 @@ def main() -> None:
     print(json.dumps({"filter_first_change_s": round(changes[0], 2),
                       "filter_cached_median_s": round(statistics.median(cached), 2),
                       "filter_cached_max_s": round(max(cached), 2)}))
+    _table(results)
+
+
+def _table(results: dict[str, dict[str, list[float]]]) -> None:
     print(f"\n{'page':<14}{'cold median s':>15}{'cold max s':>12}{'warm median s':>15}{'warm max s':>12}"
           f"{'new tab median s':>18}")
     for name, r in results.items():

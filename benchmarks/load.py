@@ -21,12 +21,19 @@ def _load_child(folder: str, url: str) -> None:
 
     engine = db.make_engine(url)
     start = time.perf_counter()
-    report = ingest.load_directory(engine, folder, Path(folder) / "rejects.csv", replace=True)
+    phases: dict[str, list[float]] = {}   # phase -> [first report, last report], seconds since the start
+
+    def progress(phase: str, done: int, total: int) -> None:
+        now = time.perf_counter() - start
+        phases.setdefault(phase, [now, now])[1] = now
+
+    report = ingest.load_directory(engine, folder, Path(folder) / "rejects.csv", replace=True, progress=progress)
     seconds = time.perf_counter() - start
     rows = sum(t.rows_read for t in report.tables)
     rx = next(t for t in report.tables if t.table == "prescriptions")
     print(json.dumps({"seconds": seconds, "rows": rows, "prescriptions": rx.rows_read,
-                      "rejected": report.rows_rejected}))
+                      "rejected": report.rows_rejected,
+                      "phases": {k: round(v[1] - v[0], 1) for k, v in phases.items()}}))
 
 
 def main() -> None:
@@ -59,6 +66,10 @@ def main() -> None:
         print(f"loaded {result['rows']:,} rows ({result['prescriptions']:,} prescriptions, "
               f"{result['rejected']} rejected) into {url.split(':')[0]} in {result['seconds']:,.1f} s: "
               f"{result['rows'] / result['seconds']:,.0f} rows/s, peak memory {peak_mb:,.0f} MB")
+        # Each phase from its first progress report to its last (staging counts rows; the derived tables and the
+        # precomputed answers count steps): where the time goes.
+        for phase, phase_seconds in result["phases"].items():
+            print(f"  {phase:<28} {phase_seconds:>8,.1f} s")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,16 @@ APP = Path(__file__).resolve().parent / "app.py"
 
 
 def _progress_printer(stream=sys.stderr):
-    """A one-line text progress bar per step (reading a source format, staging each table), shown only for
-    large inputs (200,000 rows or bytes and more)."""
+    """A one-line text progress bar per step, shown only for large inputs: a step counted in rows or bytes
+    (reading a source format, staging each table) from 200,000 on; then, for such a load, every later phase
+    counted in steps (deriving daily doses, precomputing answers), so a long load is never silent."""
+    large = False
+
     def show(table: str, done: int, total: int) -> None:
-        if total < 200_000:
+        nonlocal large
+        if total >= 200_000:
+            large = True
+        elif not large:
             return
         width = 30
         filled = int(width * done / max(total, 1))

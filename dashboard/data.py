@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,17 +32,65 @@ def engine(url: str) -> sa.Engine:
     return db.make_engine(url, read_only=True, schema=db.resolve_schema())
 
 
-@st.cache_data(ttl=600, max_entries=256, show_spinner=False)
-def _run(url: str, name: str, params: tuple[tuple[str, object], ...]) -> pd.DataFrame:
+# How long the data's version is trusted before it is asked again: a new load shows within this many seconds.
+VERSION_SECONDS = 15
+
+
+@st.cache_data(ttl=VERSION_SECONDS, show_spinner=False)
+def _version(url: str) -> str:
+    try:
+        with engine(url).connect() as conn:
+            row = db.read_frame(conn, "data_version").iloc[0]
+        return f"{row['loads']}:{row['last_run']}:{row['last_loaded_at']}"
+    except (sa.exc.SQLAlchemyError, IndexError, KeyError):
+        return ""   # no data yet: the pages say so in plain words
+
+
+def version() -> str:
+    """The loaded data's version (queries/data_version.sql): every answer below is kept, for every session, until
+    it changes; a new `rxdash load` is seen within VERSION_SECONDS."""
+    return _version(database_url())
+
+
+# Answers are kept until the data change (the version is part of every key), not for a fixed time: a question
+# asked once is answered from memory for every later session. max_entries bounds the memory.
+@st.cache_data(max_entries=512, show_spinner=False)
+def _run(url: str, data_version: str, name: str, params: tuple[tuple[str, object], ...]) -> pd.DataFrame:
     with engine(url).connect() as conn:
         return db.read_frame(conn, name, dict(params))
+
+
+# The questions this process has answered (url, version, name, parameters): warm() skips them, since reading a
+# kept answer back only to throw it away costs a copy of its rows. Evicted answers are recomputed on demand.
+_answered: set[tuple] = set()
 
 
 def query(name: str, **params: object) -> pd.DataFrame:
     """Run queries/<name>.sql with bound parameters; raise DataUnavailable with advice on failure."""
     url = database_url()
     with _plain_errors(url, name):
-        return _run(url, name, tuple(sorted(params.items())))
+        question = (url, version(), name, tuple(sorted(params.items())))
+        frame = _run(*question)
+        _answered.add(question)
+        return frame
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _computed(url: str, data_version: str, function: str, key: tuple, _args: tuple) -> object:
+    # _args is not hashed (Streamlit skips parameters named with a leading underscore): `key` stands for it.
+    module, name = function.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)(*_args)
+
+
+def computed(function, *args: object) -> object:
+    """function(*args), a page's summary of cached queries (the Overview's headline, ranking, "what moved"),
+    worked out once per distinct question and data version and shared by every session. `function` is a
+    module-level function of the dashboard (named by module and name, so two functions never share answers);
+    an argument with a `cache_key` (filters.Filters) is known by it."""
+    url = database_url()
+    key = tuple(getattr(a, "cache_key", a) for a in args)
+    with _plain_errors(url, function.__qualname__):
+        return _computed(url, version(), f"{function.__module__}.{function.__qualname__}", key, args)
 
 
 def warm(calls: list[tuple[str, dict[str, object]]], workers: int = 3) -> None:
@@ -52,30 +101,36 @@ def warm(calls: list[tuple[str, dict[str, object]]], workers: int = 3) -> None:
     report in plain words.
     """
     url = database_url()
+    data_version = version()
     ctx = get_script_run_ctx()
 
-    def one(call: tuple[str, dict[str, object]]) -> None:
+    def one(question: tuple) -> None:
         if ctx is not None:
             add_script_run_ctx(threading.current_thread(), ctx)
         try:
-            _run(url, call[0], tuple(sorted(call[1].items())))
+            _run(*question)
+            _answered.add(question)
         except sa.exc.SQLAlchemyError:
             pass
 
+    questions = [q for q in ((url, data_version, name, tuple(sorted(params.items()))) for name, params in calls)
+                 if q not in _answered]
+    if not questions:
+        return
     with _plain_errors(url, "warm-up"), ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, calls))
+        list(pool.map(one, questions))
 
 
-@st.cache_data(ttl=600, max_entries=256, show_spinner=False)
-def _compared(url: str, measure: measures.Measure, params: tuple[tuple[str, object], ...],
+@st.cache_data(max_entries=512, show_spinner=False)
+def _compared(url: str, data_version: str, measure: measures.Measure, params: tuple[tuple[str, object], ...],
               clinicians: frozenset[str] | None, basis: str = "observed",
               high_mme: float = measures.THRESHOLDS["high"]) -> stats.Funnel | None:
-    rows = _run(url, measure.query, params)
+    rows = _run(url, data_version, measure.query, params)
     if clinicians is not None:
         rows = rows[rows["clinician_id"].isin(clinicians)]
     if basis == "adjusted":
         given = dict(params)
-        mix = _run(url, "patient_mix", tuple(sorted({"start": given["start"], "end": given["end"],
+        mix = _run(url, data_version, "patient_mix", tuple(sorted({"start": given["start"], "end": given["end"],
                                                       "exclude": given["exclude"]}.items())))
         return measures.compare_adjusted(rows, mix, measure, given["start"], high_mme)
     units = measures.unit_rows(rows, measure)
@@ -91,7 +146,7 @@ def compared(measure: measures.Measure, params: dict[str, object],
     `clinicians`; high_mme splits the taper measures' baseline doses); None when it cannot be fitted."""
     url = database_url()
     with _plain_errors(url, measure.query):
-        return _compared(url, measure, tuple(sorted(params.items())), clinicians, basis, high_mme)
+        return _compared(url, version(), measure, tuple(sorted(params.items())), clinicians, basis, high_mme)
 
 
 @contextlib.contextmanager

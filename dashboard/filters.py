@@ -8,7 +8,10 @@ link can only choose among the options the widgets offer.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+import hashlib
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -47,6 +50,16 @@ class Filters:
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)  # id -> shown (pseudonym or name)
     codes: dict[str, str] = field(default_factory=dict, compare=False, hash=False)   # id -> pseudonym code (links)
     clinic_names: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @functools.cached_property
+    def cache_key(self) -> str:
+        """Every field, the labels and names included, as one digest: what a kept answer computed from these
+        filters is filed under (data.computed). Hashing the fields one by one took most of a warm page's time
+        with two thousand clinicians."""
+        fields = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+        text = repr([(name, sorted(value.items()) if isinstance(value, dict) else
+                      sorted(value) if isinstance(value, frozenset) else value) for name, value in fields])
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def dose(self) -> dose.DoseParams:
         return dose.DoseParams(self.factor_set, self.exclusions)

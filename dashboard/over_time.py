@@ -29,11 +29,7 @@ def history(f: filters.Filters, m: measures.Measure, q_start: dt.date) -> list[t
 
 def last_complete_quarter(f: filters.Filters, m: measures.Measure) -> dt.date | None:
     """The first day of the period's last quarter measured in full for m (a whole calendar quarter), or None."""
-    for start, end in reversed(measures.quarters(f.start, f.end)):
-        whole = start == trends.quarter_of(start) and end == dose.add_months(start, 3) - dt.timedelta(days=1)
-        if whole and f.measurability(m, start, end).complete:
-            return start
-    return None
+    return trends.last_complete_quarter(m, f.start, f.end, f.data_start, f.data_end, f.tapers())
 
 
 def label(f: filters.Filters, m: measures.Measure):
@@ -52,7 +48,13 @@ def moved_for(f: filters.Filters, m: measures.Measure) -> tuple[pd.DataFrame, dt
 
 
 def moved(f: filters.Filters) -> tuple[pd.DataFrame, dict[str, dt.date]]:
-    """moved_for over every measure (the Overview's "what moved"), and the quarter judged per measure id."""
+    """moved_for over every measure (the Overview's "what moved"), and the quarter judged per measure id;
+    worked out once per filters and data version for every session (data.computed)."""
+    return data.computed(moved_now, f)
+
+
+def moved_now(f: filters.Filters) -> tuple[pd.DataFrame, dict[str, dt.date]]:
+    """moved, worked out now."""
     parts, judged = [], {}
     for m in f.measures():
         rows, q = moved_for(f, m)

@@ -17,6 +17,7 @@ log = logging.getLogger("rxdash.warmup")
 def default_view() -> None:
     """Fill the query cache for the default filters: Overview, Clinician variation (first measure with its
     quarterly trend), Tapers, and what moved (every measure by quarter). Errors are ignored: the pages report them in plain words when visited."""
+    from analysis import measures
     from dashboard import data, filters, over_time
     from dashboard.views import overview, tapers, variation
 
@@ -36,6 +37,11 @@ def default_view() -> None:
         data.query("monthly_opioid_fills", start=f.start, end=f.end, exclude=f.dose().exclude,
                    **f.clinician_params())
         over_time.moved(f)   # the Overview's "what moved": every measure's quarters over two years
+        # Allowing for patient mix, as every clinician profile and the variation page's second basis show it: the
+        # model is fitted over all clinicians' patients, the same for every profile.
+        for m in f.measures():
+            if measures.adjustable(m):
+                data.compared(m, f.measure_params(m), f.clinicians, "adjusted", f.high_mme)
     except Exception as e:  # noqa: BLE001 - a failed warm-up must never stop the server
         log.warning("warm-up stopped: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
         return

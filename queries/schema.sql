@@ -182,6 +182,27 @@ create table if not exists stored_ltot_episodes (
     days_supply bigint not null,
     is_ltot boolean not null
 );
+-- Derived: the answers to the questions the default views ask (analysis/precomputed.py), computed by every
+-- load from the measure queries: one row per question (its key: the query's name and the bound parameters it
+-- uses), and the per-patient rows of each answer. Read by analysis.db.read_frame instead of the query.
+create table if not exists stored_questions (
+    question_id integer not null,
+    question_key varchar not null,
+    query_name varchar not null,
+    period_start date,
+    period_end date,
+    row_count bigint not null,
+    returned_columns varchar not null
+);
+create table if not exists stored_measure_rows (
+    question_id integer not null,
+    patient_id varchar not null,
+    clinician_id varchar,
+    clinic_id varchar,
+    in_numerator boolean,
+    value double precision,
+    baseline_mme double precision
+);
 -- The format a load read (analysis.sources.FORMATS), and for a format other than the contract, each source
 -- file's rows read = loaded + skipped + rejected (analysis.ingest.SourceReport).
 alter table load_runs add column if not exists source_format varchar;

@@ -241,3 +241,24 @@ def test_the_server_imports_its_pages_without_streamlit_runtime_warnings(tmp_pat
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "No runtime found" not in result.stderr and result.stderr == ""
+
+
+def test_a_large_load_shows_every_phase_a_small_one_none():
+    """Progress (issue #28): once a step counted in rows is large, every later phase counted in steps (checking,
+    deriving, precomputing) is shown too, so a long load is never silent; a small load prints no bars."""
+    import io
+
+    from dashboard.cli import _progress_printer
+
+    small, large = io.StringIO(), io.StringIO()
+    for stream, rows in ((small, 1_000), (large, 2_000_000)):
+        show = _progress_printer(stream)
+        show("staging prescriptions", rows, rows)
+        for phase, total in (("checking tables", 5), ("deriving daily doses", 3), ("precomputing answers", 122)):
+            show(phase, 0, total)
+            show(phase, total, total)
+    assert small.getvalue() == ""
+    lines = [line.split("[")[0].strip() for line in large.getvalue().replace("\r", "\n").splitlines() if line.strip()]
+    assert ["staging prescriptions", "checking tables", "deriving daily doses", "precomputing answers"] == list(
+        dict.fromkeys(lines))
+    assert large.getvalue().rstrip().endswith("122/122")

@@ -13,7 +13,13 @@ from dashboard import data, downloads, filters, over_time, pages, viewer
 
 
 def headline(f: filters.Filters, start: dt.date, end: dt.date) -> dict[str, float]:
-    """The headline figures for one period among the selected clinicians' patients."""
+    """The headline figures for one period among the selected clinicians' patients; worked out once per filters,
+    period and data version for every session (data.computed)."""
+    return data.computed(headline_now, f, start, end)
+
+
+def headline_now(f: filters.Filters, start: dt.date, end: dt.date) -> dict[str, float]:
+    """headline, worked out now."""
     def rows(measure_id: str, unknown: bool = False) -> pd.DataFrame:
         m = f.measure(measure_id)
         return f.keep(data.query(m.query, **{**f.measure_params(m, start, end), "dose_unknown": unknown}))
@@ -75,7 +81,13 @@ def _spans(months: list[coverage.Measurability]) -> list[tuple[object, object, s
 
 
 def ranking(f: filters.Filters) -> pd.DataFrame:
-    """Measures ranked by how much clinicians differ: median odds ratio (proportions), then the rest."""
+    """Measures ranked by how much clinicians differ: median odds ratio (proportions), then the rest; worked out
+    once per filters and data version for every session (data.computed)."""
+    return data.computed(ranking_now, f)
+
+
+def ranking_now(f: filters.Filters) -> pd.DataFrame:
+    """ranking, worked out now."""
     out = []
     for m in f.measures():
         result = data.compared(m, f.measure_params(m), f.clinicians)
