@@ -191,7 +191,7 @@ def all_or_nothing(conn: sa.Connection, fresh: set[str], only: set[str] | None =
 def bound(statement: sa.TextClause, params: dict[str, object]) -> tuple[sa.TextClause, dict[str, object]]:
     """The statement with its list parameters bound as expanding IN lists (one bound parameter per value, never
     spliced text; typed as text when every value is, so an empty list still compares with a text column), and
-    the values it uses."""
+    the values to execute it with (tuples as lists; values the statement does not use are ignored)."""
     lists = [sa.bindparam(k, expanding=True, type_=sa.String if all(isinstance(x, str) for x in v) else None)
              for k, v in params.items() if isinstance(v, (list, tuple)) and k in statement._bindparams]
     if lists:

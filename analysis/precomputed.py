@@ -151,8 +151,8 @@ def lookup(conn: sa.Connection, name: str, params: dict[str, object]):
                                  "where question_key = :key"), {"key": key(name, params, conn.dialect.name)}).first()
     if found is None:
         return None
+    # The column names come from stored_questions, which only rebuild() writes, each checked against COLUMNS.
     columns = found.returned_columns.split(",")
-    frame = db.frame_of(conn, conn.execute(
+    return db.frame_of(conn, conn.execute(
         sa.text(f"select {', '.join(columns)} from stored_measure_rows where question_id = :id"),
         {"id": found.question_id}))
-    return frame

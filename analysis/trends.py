@@ -169,28 +169,22 @@ def shifts(series: pd.DataFrame, min_denominator: int = stats.MIN_DENOMINATOR) -
         rows = np.flatnonzero(tested[first:last]) + first
         if len(rows) < REFERENCE + MIN_QUARTERS:   # too few quarters to test any after the reference
             continue
+        span = np.arange(first, last)
+        in_unit = [quarters[i] for i in span]
         for s in _cusum([(quarters[i], float(z[i])) for i in rows]):
-            span = np.arange(first, last)
-            in_unit = [quarters[i] for i in span]
             before = span[entered[span] & np.array([q < s["began"] for q in in_unit])]
             after = span[entered[span] & np.array([s["began"] <= q <= s["signalled"] for q in in_unit])]
-            out.append({"unit_id": units[first], **s, **_level_of(value, numerator, denominator, before, "before"),
-                        **_level_of(value, numerator, denominator, after, "after")})
+            out.append({"unit_id": units[first], **s, **_level(value, numerator, denominator, before, "before"),
+                        **_level(value, numerator, denominator, after, "after")})
     return pd.DataFrame(out, columns=SHIFT_COLUMNS)
 
 
-def _level_of(value: np.ndarray, numerator: np.ndarray, denominator: np.ndarray, rows: np.ndarray,
-              name: str) -> dict[str, float]:
-    """_level over the rows at positions `rows` of the arrays."""
+def _level(value: np.ndarray, numerator: np.ndarray, denominator: np.ndarray, rows: np.ndarray,
+           name: str) -> dict[str, float]:
+    """The value over several quarters (the positions `rows` of the arrays), weighted by each quarter's cases
+    (NaN for none), and the summed numerator and denominator behind it, as {name, name_numerator,
+    name_denominator}."""
     n = denominator[rows]
     total = float(n.sum())
     level = float((value[rows] * n).sum() / total) if total > 0 else float("nan")
     return {name: level, f"{name}_numerator": float(numerator[rows].sum()), f"{name}_denominator": total}
-
-
-def _level(rows: pd.DataFrame, name: str) -> dict[str, float]:
-    """The value over several quarters, weighted by each quarter's cases (NaN for none), and the summed
-    numerator and denominator behind it, as {name, name_numerator, name_denominator}."""
-    n = rows["denominator"].astype(float)
-    value = float((rows["value"] * n).sum() / n.sum()) if n.sum() > 0 else float("nan")
-    return {name: value, f"{name}_numerator": float(rows["numerator"].sum()), f"{name}_denominator": float(n.sum())}
