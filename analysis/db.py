@@ -71,6 +71,17 @@ def dialect_of(url_or_engine: str | sa.Engine) -> str:
     return name
 
 
+def check_load_target(url: str) -> str:
+    """`url` when a load into it outlives the command; ValueError with one plain line for an in-memory DuckDB
+    (`duckdb://`, `duckdb:///:memory:`, `duckdb:///:memory:NAME`), which `rxdash load` would fill and then
+    throw away when the process ends, reporting rows "loaded" that nobody can read."""
+    parsed = sa.make_url(url)
+    if dialect_of(url) == "duckdb" and (not parsed.database or parsed.database.startswith(":memory:")):
+        raise ValueError("the database URL names DuckDB's memory, which is emptied when the command ends; name a "
+                         "file, e.g. duckdb:///data/rxdash.duckdb")
+    return url
+
+
 def make_engine(url: str, read_only: bool = False, schema: str | None = None) -> sa.Engine:
     """An engine for the URL; read_only opens DuckDB read-only or makes PostgreSQL sessions read-only (Spark
     has no read-only sessions: the dashboard only reads). schema: PostgreSQL's search path, Spark's database

@@ -210,10 +210,11 @@ def _methods(s: summary.Settings) -> str:
 
 
 def write(engine: sa.Engine, quarter: str, out: Path, s: summary.Settings | None = None,
-          clinics: tuple[str, ...] = ()) -> Path:
-    """Write the digest as .html, or as .pdf printed by headless chromium (exports.write_document)."""
+          clinics: tuple[str, ...] = (), on_written: Callable[[Path], None] | None = None) -> Path:
+    """Write the digest as .html, or as .pdf printed by headless chromium; whole or not at all
+    (exports.write_document; `on_written` runs once the file is complete, before it takes its name)."""
     if out.suffix.lower() not in (".pdf", ".html"):   # before the minutes of work, not after
         raise ValueError(f"--out must end in .pdf or .html, not {out.suffix or 'nothing'}")
     with engine.connect() as conn:
         page = build(conn, quarter, s, clinics)
-    return exports.write_document(page, out)
+    return exports.write_document(page, out, on_written)

@@ -8,11 +8,10 @@ dashboard draws charts with theme=None), with a footer saying what it shows and 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import io
 import json
 import os
-import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis import disclosure, measures
+from analysis import disclosure, measures, outputs
 from analysis.display import plotly_text, spreadsheet_safe
 
 BROWSER_ENV = "BROWSER_PATH"
@@ -154,14 +153,30 @@ def audit_path() -> Path:
 
 def audit(what: str, user: str, filters: dict[str, object], path: Path | None = None, role: str = "",
           event: str = "export") -> None:
-    """Append one event to the audit log (JSON lines: when, event, user, role, what, filters)."""
+    """Append one event to the audit log (JSON lines: when, event, user, role, what, filters). The line goes in
+    with one write on an append-only descriptor (never split by another process's line) and reaches the disk
+    (fsync) before this returns; else what went in of it is cut off again (unless another line followed it)
+    and the OSError raised: a full disk leaves no half line that would spoil the log for its readers."""
     target = Path(path or audit_path())
     target.parent.mkdir(parents=True, exist_ok=True)
     entry = {"at": dt.datetime.now().isoformat(timespec="seconds"), "event": event, "user": user, "role": role,
              "what": what,
              "filters": {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in filters.items()}}
-    with target.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(entry, default=str) + "\n")
+    line = (json.dumps(entry, default=str) + "\n").encode("utf-8")
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    written = 0
+    try:
+        written = os.write(fd, line)
+        if written < len(line):   # the disk filled up part-way: the rest would fail, or land after another line
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+        os.fsync(fd)
+    except OSError:
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        if written and os.fstat(fd).st_size == end:
+            os.ftruncate(fd, end - written)
+        raise
+    finally:
+        os.close(fd)
 
 
 UNIT_COLUMNS = ["measure_id", "unit", "unit_label", "clinic_name", "numerator", "denominator", "value",
@@ -187,34 +202,32 @@ def measure_csv(units: pd.DataFrame, measure: measures.Measure, min_cell: int = 
     return csv_bytes(table[UNIT_COLUMNS + extra].rename(columns={"unit_label": measure.unit, "clinic_name": "clinic"}))
 
 
-def print_pdf(page: str, out: Path) -> Path:
-    """Print an HTML page to `out` as PDF with headless chromium (no window, no network, no header or footer
-    lines); raise ValueError in plain words when chromium cannot."""
-    browser = os.environ.get(BROWSER_ENV, DEFAULT_BROWSER)
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "page.html"
-        source.write_text(page, encoding="utf-8")
-        try:
-            done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
-                                   f"--user-data-dir={Path(tmp) / 'profile'}", f"--print-to-pdf={out.resolve()}",
-                                   source.as_uri()], capture_output=True, text=True, timeout=120)
-        except FileNotFoundError:
-            raise ValueError(f"PDF needs chromium at {browser} (apt-get install chromium, or set {BROWSER_ENV})") from None
-    if done.returncode != 0 or not out.exists():
-        raise ValueError(f"chromium could not print the PDF ({browser}): {done.stderr.strip().splitlines()[-1:]}")
+def print_pdf(page: str, out: Path, on_written: Callable[[Path], None] | None = None) -> Path:
+    """Print an HTML page to `out` as PDF with headless chromium: printed into memory (pdf_bytes), then written
+    whole or not at all (outputs.replacing: temporary file beside `out`, fsynced, checked, renamed;
+    `on_written` runs just before the rename). The PDF is written by this process, not by chromium, so a full
+    disk is an error with its cause, never a truncated file reported as written."""
+    pdf = pdf_bytes(page)
+    with outputs.replacing(out, on_written=on_written) as temporary:
+        temporary.write_bytes(pdf)
     return out
 
 
 def pdf_bytes(page: str) -> bytes:
-    """An HTML page printed to PDF (print_pdf), as bytes for a download button."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return print_pdf(page, Path(tmp) / "page.pdf").read_bytes()
+    """An HTML page printed to PDF by headless chromium (print_pdfs), as bytes for a download button or a file."""
+    printed: list[bytes] = []
+    print_pdfs([page], lambda n, pdf: printed.append(pdf))
+    return printed[0]
 
 
 def print_pdfs(pages: Iterable[str], sink: Callable[[int, bytes], None], timeout: float = 60.0) -> int:
     """Print HTML pages to PDF with one headless chromium (driven over the DevTools protocol by
     choreographer, which kaleido uses too), handing each PDF to `sink(index, pdf)` as it is printed, so
-    neither the pages nor the PDFs pile up in memory. Returns the number printed."""
+    neither the pages nor the PDFs pile up in memory. Returns the number printed.
+
+    Each page is handed to chromium as the document of a blank tab (Page.setDocumentContent), so nothing is
+    written to disk on the way (no page file to fill a disk, no copy of the figures left in a temporary folder),
+    and each PDF is checked whole (outputs.check_pdf: its %PDF- start and %%EOF end) before `sink` sees it."""
     import asyncio
     import base64
 
@@ -224,42 +237,49 @@ def print_pdfs(pages: Iterable[str], sink: Callable[[int, bytes], None], timeout
     if not Path(browser_path).exists():
         raise ValueError(f"PDF needs chromium at {browser_path} (apt-get install chromium, or set {BROWSER_ENV})")
 
-    async def run(source: Path) -> int:
+    async def run() -> int:
         n = 0
         async with choreographer.Browser(path=browser_path, headless=True) as browser:
             tab = browser.get_tab()
             await tab.send_command("Page.enable")
+            loaded = tab.subscribe_once("Page.loadEventFired")
+            await tab.send_command("Page.navigate", params={"url": "about:blank"})
+            await asyncio.wait_for(loaded, timeout)
+            tree = await tab.send_command("Page.getFrameTree")
+            frame = tree["result"]["frameTree"]["frame"]["id"]
             for n, page in enumerate(pages, start=1):
-                source.write_text(page, encoding="utf-8")
                 loaded = tab.subscribe_once("Page.loadEventFired")
-                await tab.send_command("Page.navigate", params={"url": source.as_uri()})
+                done = await tab.send_command("Page.setDocumentContent", params={"frameId": frame, "html": page})
+                if "error" in done:
+                    raise ValueError(f"chromium could not open page {n}: {done['error']}")
                 await asyncio.wait_for(loaded, timeout)
                 printed = await tab.send_command("Page.printToPDF", params={"preferCSSPageSize": True,
                                                                              "printBackground": True})
                 if "error" in printed:
                     raise ValueError(f"chromium could not print page {n}: {printed['error']}")
-                sink(n - 1, base64.b64decode(printed["result"]["data"]))
+                sink(n - 1, outputs.check_pdf(base64.b64decode(printed["result"]["data"]),
+                                              f"chromium's PDF of page {n}"))
         return n
 
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:   # the usual case: no event loop in this thread
-            return asyncio.run(run(Path(tmp) / "page.html"))
-        # Called from code that runs an event loop in this thread (a notebook, playwright's sync API):
-        # asyncio.run refuses there, so the browser is driven from a thread of its own.
-        from concurrent.futures import ThreadPoolExecutor
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:   # the usual case: no event loop in this thread
+        return asyncio.run(run())
+    # Called from code that runs an event loop in this thread (a notebook, playwright's sync API):
+    # asyncio.run refuses there, so the browser is driven from a thread of its own.
+    from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=1) as worker:
-            return worker.submit(asyncio.run, run(Path(tmp) / "page.html")).result()
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(asyncio.run, run()).result()
 
 
-def write_document(page: str, out: Path) -> Path:
-    """A self-contained HTML page written as `out`: .html as it is, .pdf printed by headless chromium."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+def write_document(page: str, out: Path, on_written: Callable[[Path], None] | None = None) -> Path:
+    """A self-contained HTML page written as `out`: .html as it is, .pdf printed by headless chromium; either
+    whole or not at all (outputs.replacing; `on_written` runs once the file is complete, before it is renamed)."""
     if out.suffix.lower() == ".html":
-        out.write_text(page, encoding="utf-8")
+        with outputs.replacing(out, on_written=on_written) as temporary:
+            temporary.write_text(page, encoding="utf-8")
         return out
     if out.suffix.lower() != ".pdf":
         raise ValueError(f"--out must end in .pdf or .html, not {out.suffix or 'nothing'}")
-    return print_pdf(page, out)
+    return print_pdf(page, out, on_written)

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import html
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import db, disclosure, exports, measures, report, stats, summary
+from analysis import db, disclosure, exports, measures, outputs, privacy, report, stats, summary
 from analysis.display import counted, file_part, html_text
 
 ABC_SHARE = 0.10   # the best performers must hold at least this share of the patients (Kiefe 1998)
@@ -404,26 +405,39 @@ def _file_name(clinician_id: str) -> str:
 
 
 def write_one(engine: sa.Engine, s: summary.Settings, clinician_id: str, out: Path,
-              clinics: tuple[str, ...] = ()) -> Path:
-    """One clinician's letter as PDF (or .html)."""
+              clinics: tuple[str, ...] = (), on_written: Callable[[Path], None] | None = None) -> Path:
+    """One clinician's letter as PDF (or .html), whole or not at all (exports.write_document; `on_written`
+    runs once the file is complete, before it takes its name)."""
     with engine.connect() as conn:
         peers = compare_all(conn, s, clinics)
     if clinician_id not in set(peers.names):
         raise ValueError(f"unknown clinician {clinician_id}")
-    return exports.write_document(page(letter(peers, clinician_id, s.min_cell), s, peers.scope, s.min_cell), out)
+    return exports.write_document(page(letter(peers, clinician_id, s.min_cell), s, peers.scope, s.min_cell), out,
+                                  on_written)
 
 
-def write_all(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str, ...] = ()) -> int:
-    """A zip of one PDF letter per clinician with patients in the period; the number of letters."""
+def write_all(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str, ...] = (),
+              on_written: Callable[[Path], None] | None = None) -> int:
+    """A zip of one PDF letter per clinician with patients in the period; the number of letters. The zip is
+    written whole or not at all (outputs.replacing: a temporary zip beside `out`, every entry tested, then
+    renamed; `on_written` runs just before the rename), so a full disk leaves no zip missing its last letters."""
     if out.suffix.lower() != ".zip":
         raise ValueError(f"--all writes a .zip file, not {out.suffix or 'nothing'}")
     with engine.connect() as conn:
         peers = compare_all(conn, s, clinics)
     ids = clinicians_with_patients(peers)
     best = peers.benchmarks()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        # Pages are made one at a time as chromium asks for them, and each PDF goes straight into the zip.
-        exports.print_pdfs((page(letter(peers, i, s.min_cell, best), s, peers.scope, s.min_cell) for i in ids),
-                           lambda n, pdf: z.writestr(_file_name(ids[n]), pdf))
+    with outputs.replacing(out, on_written=on_written) as temporary:
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as z:
+            # Pages are made one at a time as chromium asks for them, and each PDF goes straight into the zip.
+            exports.print_pdfs((page(letter(peers, i, s.min_cell, best), s, peers.scope, s.min_cell) for i in ids),
+                               lambda n, pdf: z.writestr(_file_name(ids[n]), pdf))
     return len(ids)
+
+
+def pseudonym_code(engine: sa.Engine, clinician_id: str) -> str:
+    """The clinician's pseudonym code ("7KQ2F"), as the dashboard's links and the audit log name them
+    (analysis/privacy.py): the letter names the clinician, the record of who took it out does not."""
+    with engine.connect() as conn:
+        ids = db.read_frame(conn, "clinician_directory")["clinician_id"]
+    return privacy.pseudonyms([*ids, clinician_id], privacy.pseudonym_secret())[clinician_id].split(" ", 1)[1]

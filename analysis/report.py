@@ -324,8 +324,10 @@ def build(conn: sa.Connection, s: summary.Settings, clinics: tuple[str, ...] = (
             f"{html_text(period)}</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
 
 
-def write(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str, ...] = ()) -> Path:
-    """Write the report as .html, or as .pdf printed by headless chromium."""
+def write(engine: sa.Engine, s: summary.Settings, out: Path, clinics: tuple[str, ...] = (),
+          on_written: Callable[[Path], None] | None = None) -> Path:
+    """Write the report as .html, or as .pdf printed by headless chromium; whole or not at all
+    (exports.write_document; `on_written` runs once the file is complete, before it takes its name)."""
     with engine.connect() as conn:
         page = build(conn, s, clinics)
-    return exports.write_document(page, out)
+    return exports.write_document(page, out, on_written)

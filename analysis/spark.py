@@ -5,7 +5,8 @@ Two URLs (README "Apache Spark"):
   N worker threads, tables kept as Parquet under a warehouse folder (`?warehouse=DIR`, else
   $RXDASH_SPARK_WAREHOUSE, else ./rxdash-spark) with its catalog (an embedded Derby metastore) beside them.
 - `sc://HOST:PORT`: a Spark Connect client (Spark 3.4+, Databricks Connect); tables live in the cluster's
-  catalog, in the database `--schema` names (created if missing).
+  catalog, in the database `--schema` names (created if missing). Its own settings follow the port
+  (`/;token=...;use_ssl=true`); `?connect_timeout=SECONDS` bounds the first contact (CONNECT_TIMEOUT_S).
 
 No library joins SQLAlchemy to Spark Connect, so this module is the smallest PEP 249 driver over a
 SparkSession (`cursor.execute` -> `SparkSession.sql(text, args=...)`, rows back through Arrow) and a
@@ -42,6 +43,10 @@ warnings.filterwarnings("ignore", message="PySpark does not yet fully support pa
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 # pyspark logs every failed statement as a JSON record with the JVM stack; the caller gets the first line.
 logging.getLogger("SQLQueryContextLogger").disabled = True
+# gRPC's core library (Spark Connect's transport) writes its own log lines to stderr, an INFO line per failed
+# TLS handshake among them ("Handshake failed with error SSL_ERROR_SSL..."); errors only, unless the user chose.
+# It reads the setting once, when grpc is imported (gRPC's doc/environment_variables.md, GRPC_VERBOSITY).
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 WAREHOUSE_ENV = "RXDASH_SPARK_WAREHOUSE"
 DEFAULT_WAREHOUSE = "rxdash-spark"
@@ -154,6 +159,22 @@ def _stopped(session) -> bool:
 
 
 def _embedded_session(url: sa.URL):
+    """The embedded session, its catalog (an embedded Derby metastore) and Derby's log inside the warehouse
+    folder, so that a second process (the dashboard after `rxdash load`) finds the same tables.
+
+    The folder is anyone's who can set the URL (`?warehouse=`) or $RXDASH_SPARK_WAREHOUSE, so it reaches the
+    JVM only as whole configuration values, never inside an options string: spark-submit splits
+    `spark.driver.extraJavaOptions` at spaces and quotes (Spark's launcher, CommandBuilderUtils.parseOptionString),
+    so a folder with a space broke the JVM's command line, a quote stopped it with spark-submit's usage text and
+    ` -Dname=value` in the folder's name set any Java system property (issue #29, item 3).
+    - The metastore: Hive's `javax.jdo.option.ConnectionURL` (Spark passes `spark.hadoop.*` settings to the
+      Hadoop configuration its Hive client reads) names the Derby database by its absolute path, one value.
+    - Derby's log (derby.log) goes to `derby.system.home`, else the working directory (Derby developer's guide,
+      "derby.system.home"): that Java system property is set through the JVM gateway, one value, after the JVM
+      starts and before the first catalog request boots Derby. Derby reads it once per JVM: a later session of
+      the same process keeps writing the first one's log.
+    """
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     host = url.host or "local"
@@ -161,32 +182,140 @@ def _embedded_session(url: sa.URL):
         raise OperationalError(f"spark://{host}: an embedded session is spark://local or spark://local[N]; "
                                "for a cluster use its Spark Connect URL, sc://HOST:PORT")
     warehouse = warehouse_of(url)
+    for text, why in _WAREHOUSE_REFUSED.items():
+        if text in str(warehouse):
+            raise OperationalError(f"the Spark warehouse folder {warehouse} contains '{text}', which {why}; "
+                                   f"choose a folder without it (?warehouse=DIR or ${WAREHOUSE_ENV})")
     warehouse.mkdir(parents=True, exist_ok=True)
-    builder = SparkSession.builder.master(host).appName("rxdash")
-    for key, value in _EMBEDDED_CONF.items():
-        builder = builder.config(key, value)
-    # The catalog (table names, columns, Parquet locations) in an embedded Derby database inside the
-    # warehouse folder, so a second process (the dashboard after `rxdash load`) finds the same tables.
-    metastore = warehouse / "metastore_db"
-    builder = (builder.config("spark.sql.warehouse.dir", str(warehouse))
-               .config("spark.hadoop.javax.jdo.option.ConnectionURL",
-                       f"jdbc:derby:;databaseName={metastore};create=true")
-               .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={warehouse}")
-               .enableHiveSupport())
-    session = builder.getOrCreate()
+    conf = SparkConf().setMaster(host).setAppName("rxdash")
+    # enableHiveSupport's setting is in the context's own configuration too: the context is made first.
+    settings = {**_EMBEDDED_CONF, "spark.sql.catalogImplementation": "hive", **_catalog_conf(warehouse)}
+    for key, value in settings.items():
+        conf.set(key, value)
+    context = SparkContext.getOrCreate(conf)
+    context._jvm.java.lang.System.setProperty("derby.system.home", str(warehouse))
+    session = SparkSession.builder.config(conf=conf).enableHiveSupport().getOrCreate()
     session.sparkContext.setLogLevel("OFF")
     return session
 
 
+# Text a warehouse folder cannot hold. Tried with Spark 4.3 (a space, quotes, '#', '?', '%' and ` -Dx=y` work):
+# with ':' the Hive metastore client does not start ("Unable to instantiate SessionHiveMetaStoreClient") and
+# with '\' an INSERT fails. By the documents: Derby's connection URL has no escape for ';', which separates its
+# attributes (Derby reference manual, "Syntax of database connection URLs"), so a ';' could add attributes; and
+# Spark (its ConfigReader) and Hadoop (Configuration, "Variable expansion") replace `${...}` in a setting's value
+# with other settings, environment variables or system properties.
+_WAREHOUSE_REFUSED = {";": "separates the settings of Derby's connection URL",
+                      ":": "the Hive metastore's Derby database cannot have in its path",
+                      "\\": "Hadoop's file paths do not allow",
+                      "${": "Spark and Hadoop read as a reference to another setting"}
+
+
+def _catalog_conf(folder: Path, warehouse: Path | None = None) -> dict[str, str]:
+    """Settings that keep a session's tables (Parquet, under `warehouse`, else `folder`) and its catalog (an
+    embedded Derby metastore, `folder`/metastore_db) in one place; each a single value."""
+    return {"spark.sql.warehouse.dir": str(warehouse or folder),
+            "spark.hadoop.javax.jdo.option.ConnectionURL":
+                f"jdbc:derby:;databaseName={folder / 'metastore_db'};create=true"}
+
+
+# How long the first contact with a Spark Connect server may take (TCP, TLS, HTTP/2) before rxdash gives up
+# with one line; `?connect_timeout=SECONDS` in the URL (the name libpq uses) changes it.
+CONNECT_TIMEOUT_S = 20.0
+
+
 def _connect_session(url: sa.URL):
-    from pyspark.sql import SparkSession
+    """A new Spark Connect session, after a first contact that ends, within the connect timeout, either in a
+    working session or in one line saying what is wrong (issue #29, item 8):
+    - pyspark's client retries an unreachable server for about 10 minutes (its DefaultPolicy: 15 retries,
+      backoff to 60 s) and gives a call up to an hour, so a wrong address, a TLS client at a plain server or a
+      port that accepts and never answers looked like a hang. Here the port is tried first (refused, unknown
+      host: at once; not when a proxy is set), then the gRPC channel must become READY
+      (`grpc.channel_ready_future`: TCP, the TLS handshake and the server's HTTP/2 settings) within the timeout.
+    - The client turns TLS on whenever a token is given (pyspark's DefaultChannelBuilder.toChannel: `secure` is
+      use_ssl or a token), except for the host name `localhost`, which gets gRPC's local credentials (plain TCP,
+      refused by gRPC for any address but this machine's); `;use_ssl=false` does not change that. The timeout's
+      line says so when it applies.
+    - A server that refuses the token (Spark's PreSharedKeyAuthenticationInterceptor, UNAUTHENTICATED) is the
+      user's configuration, not a fault: one line naming the URL as `analysis.redact.shown_url` shows it (the
+      token written ***).
+    A new session every time (`create`, not `getOrCreate`, which hands back any session the process already
+    has, whatever its URL): session_for keeps one per URL."""
+    import socket
+
+    from analysis import redact
 
     if not url.host or not url.port:
         raise OperationalError("a Spark Connect URL names a host and a port: sc://HOST:PORT")
     remote = f"sc://{url.host}:{url.port}"
     if url.database:   # Spark Connect's own ";token=...;use_ssl=true" parameters ride in the path
         remote += f"/{url.database}"
-    return SparkSession.builder.remote(remote).getOrCreate()
+    shown = f"Spark Connect at {redact.shown_url(remote)}"
+    try:
+        timeout = float(url.query.get("connect_timeout") or CONNECT_TIMEOUT_S)
+    except (TypeError, ValueError):   # not a number, or given twice
+        timeout = 0
+    if not 0 < timeout < float("inf"):
+        raise OperationalError(f"connect_timeout={url.query.get('connect_timeout')}: a number of seconds above 0")
+    deadline = time.monotonic() + timeout
+    try:
+        if not _proxied():   # through a proxy only gRPC knows the way
+            socket.create_connection((url.host, url.port), timeout=timeout).close()
+    except socket.gaierror:
+        raise OperationalError(f"{shown}: the host name {url.host} is not known") from None
+    except ConnectionRefusedError:
+        raise OperationalError(f"{shown}: nothing listens on port {url.port} (connection refused); "
+                               "is the server running?") from None
+    except OSError as e:   # a timeout, no route to the host
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise OperationalError(f"{shown}: {why} within {timeout:g} s; check the host and port") from None
+
+    import grpc
+    from pyspark.sql import SparkSession
+    from pyspark.sql.connect.client import DefaultChannelBuilder
+
+    builder = DefaultChannelBuilder(remote)
+    channel = builder.toChannel()
+    try:
+        grpc.channel_ready_future(channel).result(timeout=max(0.1, deadline - time.monotonic()))
+    except grpc.FutureTimeoutError:
+        if builder.secure and not builder.use_ssl and builder.host != "localhost":
+            hint = ("a token makes the client use TLS; a server without TLS on this machine is reached as "
+                    f"sc://localhost:{url.port}/;token=...")
+        elif builder.secure:
+            hint = "the client uses TLS (;use_ssl=true or a token): does the server?"
+        else:
+            hint = "is it a Spark Connect server, without TLS?"
+        raise OperationalError(f"{shown} did not complete a connection within {timeout:g} s: {hint}") from None
+    finally:
+        channel.close()
+    session = SparkSession.builder.remote(remote).create()
+    try:
+        session.conf.get("spark.sql.session.timeZone")   # the first request: the token is checked here
+    except Exception as e:
+        code = getattr(e, "getGrpcStatusCode", lambda: None)()
+        with contextlib.suppress(Exception):
+            session.stop()
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            if builder.token is None:
+                raise OperationalError(f"{shown} asks for a token: add ;token=... to the URL") from None
+            raise OperationalError(f"{shown} refused the token: check ;token= in the URL") from None
+        raise OperationalError(f"{shown}: {_grpc_line(e)}") from None
+    return session
+
+
+def _proxied() -> bool:
+    """Whether gRPC may reach the server through a proxy ($grpc_proxy, $https_proxy, $http_proxy: gRPC's
+    doc/core/default_http_proxy_mapper.md), where a direct TCP connection from here says nothing."""
+    return any(os.environ.get(name) for name in ("grpc_proxy", "https_proxy", "http_proxy", "GRPC_PROXY",
+                                                 "HTTPS_PROXY", "HTTP_PROXY"))
+
+
+def _grpc_line(error: BaseException) -> str:
+    """A gRPC failure as one line: the status's details (pyspark's message is the RPC error's whole repr)."""
+    text = str(getattr(error, "getMessage", lambda: None)() or error)
+    match = re.search(r'details = "([^"]*)"', text)
+    return match.group(1) if match else _first_line(error)
 
 
 def _first_line(error: BaseException) -> str:
@@ -300,8 +429,11 @@ class Connection:
     def __init__(self, url: sa.URL, schema: str | None = None):
         self.session = session_for(url)
         self.schema = schema
-        for key, value in SESSION_CONF.items():
-            self.session.conf.set(key, value)
+        try:
+            for key, value in SESSION_CONF.items():
+                self.session.conf.set(key, value)
+        except Exception as e:   # the server went away since the session was made: one line, not pyspark's repr
+            raise OperationalError(_grpc_line(e)) from None
         if schema:
             # The schema name is the operator's (--schema), quoted as an identifier, never a value.
             quoted = "`" + schema.replace("`", "``") + "`"
@@ -507,10 +639,14 @@ def spark_home() -> Path:
 class ConnectServer:
     """A Spark Connect server on 127.0.0.1 started from pyspark's own distribution
     (sbin/start-connect-server.sh), with its logs, process id and warehouse inside `folder`; for the
-    tests and benchmarks, which talk to it as to a cluster. `url` is its sc:// URL; stop() ends it."""
+    tests and benchmarks, which talk to it as to a cluster. `url` is its sc:// URL; stop() ends it.
+    `token`: clients must present it (`;token=`); the server reads it from $SPARK_CONNECT_AUTHENTICATE_TOKEN
+    (Spark's Connect.getAuthenticateToken: spark.connect.authenticate.token, else that variable), which keeps
+    it off the process list. Every setting is one --conf value (no Java options string: the folder's name is
+    never split); Derby, if the catalog uses it, writes its log in the working directory, `folder`."""
 
     def __init__(self, folder: Path, port: int | None = None, cores: int = 2, memory: str = "4g",
-                 timeout_s: float = 120):
+                 timeout_s: float = 120, token: str | None = None):
         import socket
         import subprocess
 
@@ -524,11 +660,12 @@ class ConnectServer:
         self.url = f"sc://127.0.0.1:{port}"
         self.env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOG_DIR": str(self.folder / "logs"),
                     "SPARK_PID_DIR": str(self.folder / "pids"), "SPARK_IDENT_STRING": f"rxdash{port}"}
+        if token is not None:
+            self.env["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = token
         conf = {"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": str(port),
-                "spark.sql.warehouse.dir": str(self.folder / "warehouse"), **_EMBEDDED_CONF}
+                **_catalog_conf(self.folder, self.folder / "warehouse"), **_EMBEDDED_CONF}
         command = ["bash", str(spark_home() / "sbin" / "start-connect-server.sh"), "--master", f"local[{cores}]",
-                   "--driver-memory", memory,
-                   "--driver-java-options", f"-Dderby.system.home={self.folder}"]
+                   "--driver-memory", memory]
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
         subprocess.run(command, env=self.env, check=True, capture_output=True, cwd=self.folder)

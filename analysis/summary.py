@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analysis import coverage, db, disclosure, dose, exports, measures, redact, stats
+from analysis import coverage, db, disclosure, dose, exports, measures, outputs, redact, stats
 
 MEASURE_COLUMNS = ["measure_id", "unit", "clinician_id", "clinic_id", "numerator", "denominator", "value",
                    "pooled_value", "lower_95", "upper_95", "lower_998", "upper_998", "flag", "shrunk_value",
@@ -380,10 +381,18 @@ def readme(s: Settings, url: str, secret_is_stable: bool, written: dt.datetime,
     return "\n".join(lines) + "\n"
 
 
-def write_summary(engine: sa.Engine, s: Settings, out: Path) -> dict[str, int]:
+SUMMARY_FILES = ("clinician_measures.csv", "tapers.csv", "consistency.csv", "README.txt")
+
+
+def write_summary(engine: sa.Engine, s: Settings, out: Path,
+                  on_written: Callable[[Path], None] | None = None) -> dict[str, int]:
     """Write clinician_measures.csv, tapers.csv, consistency.csv (analysis.exports.csv_bytes: text cells
-    that would start a spreadsheet formula neutralised) and README.txt into `out`."""
-    out.mkdir(parents=True, exist_ok=True)
+    that would start a spreadsheet formula neutralised) and README.txt into the folder `out`, all four or none:
+    they are written into a temporary folder beside it, fsynced, and then renamed into place
+    (outputs.replacing; `on_written` runs once all four are complete, before the rename). A folder that
+    exists keeps the files rxdash does not write; each of the four is replaced whole."""
+    if out.exists() and not out.is_dir():   # said before the minutes of work, not after
+        raise outputs.OutputError(f"{out} is a file; --out names the folder to write into")
     secret, stable = key_secret()
     with engine.connect() as conn:
         table = suppress(measure_table(conn, s), s.min_cell)
@@ -392,9 +401,10 @@ def write_summary(engine: sa.Engine, s: Settings, out: Path) -> dict[str, int]:
         tapers = tapers if s.min_cell <= 1 else taper_counts(tapers, s.min_cell)
         consistency = consistency_table(conn, s)
         measurement = measurement_lines(s, data_bounds(conn))
-    # Ids come from the data: written as every exported CSV is, formula cells neutralised.
-    for frame, name in ((table, "clinician_measures"), (tapers, "tapers"), (consistency, "consistency")):
-        (out / f"{name}.csv").write_bytes(exports.csv_bytes(frame))
     url = redact.shown_url(engine.url.render_as_string(hide_password=False))
-    (out / "README.txt").write_text(readme(s, url, stable, dt.datetime.now(), measurement), encoding="utf-8")
+    with outputs.replacing(out, folder=True, on_written=on_written) as folder:
+        # Ids come from the data: written as every exported CSV is, formula cells neutralised.
+        for frame, name in ((table, "clinician_measures"), (tapers, "tapers"), (consistency, "consistency")):
+            (folder / f"{name}.csv").write_bytes(exports.csv_bytes(frame))
+        (folder / "README.txt").write_text(readme(s, url, stable, dt.datetime.now(), measurement), encoding="utf-8")
     return {"clinician_measures": len(table), "tapers": len(tapers), "consistency": len(consistency)}

@@ -6,9 +6,10 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from analysis import redact
+from analysis import outputs, redact
 
 REPO_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 APP = Path(__file__).resolve().parent / "app.py"
@@ -19,19 +20,30 @@ def _progress_printer(stream=sys.stderr):
     (reading a source format, staging each table) from 200,000 on; then, for such a load, every later phase
     counted in steps (deriving daily doses, precomputing answers), so a long load is never silent."""
     large = False
+    line_open = False
 
     def show(table: str, done: int, total: int) -> None:
-        nonlocal large
+        nonlocal large, line_open
         if total >= 200_000:
             large = True
         elif not large:
             return
         width = 30
         filled = int(width * done / max(total, 1))
-        end = "\n" if done >= total else ""
+        line_open = done < total
+        end = "" if line_open else "\n"
         stream.write(f"\r  {table:<22} [{'#' * filled}{'.' * (width - filled)}] {done:>12,}/{total:,}{end}")
         stream.flush()
 
+    def finish() -> None:
+        """End a bar left unfinished (a load refused part-way), so the error that follows has its own line."""
+        nonlocal line_open
+        if line_open:
+            stream.write("\n")
+            stream.flush()
+            line_open = False
+
+    show.finish = finish
     return show
 
 
@@ -46,17 +58,20 @@ def cmd_load(args: argparse.Namespace) -> int:
             print(f"rxdash load: error: {flag} goes with --format {fmt}", file=sys.stderr)
             return EXIT_USAGE
     url = db.resolve_url(args.db)
+    progress = _progress_printer()
     try:
-        engine = db.make_engine(url, schema=db.resolve_schema(args.schema))
+        engine = db.make_engine(db.check_load_target(url), schema=db.resolve_schema(args.schema))
         report = ingest.load_source(engine, args.directory, args.format, args.rejects, replace=args.replace,
-                                    strict=args.strict, progress=_progress_printer(),
+                                    strict=args.strict, progress=progress,
                                     extract_date=args.extract_date, max_fill_days=args.max_fill_days,
                                     schema=args.cdm_schema, roster=args.roster)
     except (ingest.LoadError, ValueError) as e:
+        progress.finish()
         in_use = database_in_use(e)
         print(f"rxdash load: error: {in_use + '; nothing was loaded' if in_use else e}", file=sys.stderr)
         return EXIT_REFUSED
     except (OSError, sa.exc.SQLAlchemyError) as e:
+        progress.finish()
         why = database_in_use(e) or str(getattr(e, 'orig', None) or e).strip().splitlines()[0]
         print(f"rxdash load: error: {why}; nothing was loaded", file=sys.stderr)
         return EXIT_REFUSED
@@ -187,11 +202,59 @@ def _size(path: Path) -> str:
     return f"{path.stat().st_size / 1024:,.0f} KB"
 
 
+AUDIT_ROLE = "command line"
+
+
+def _who() -> str:
+    """The operating-system user running the command: who took the file out, for the audit log."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):   # no login name and no passwd entry (a bare container): the number, then
+        return f"uid {os.getuid()}"
+
+
+def _audited(command: str, out: Path, engine, settings, clinics: tuple[str, ...] = (),
+             what: Callable[[Path], str] | None = None, **more: object) -> Callable[[Path], None]:
+    """The audit entry of one command's output, as the writer's `on_written`: who (the operating-system user,
+    role "command line"), what (the command and the file written, `what(temporary)` adding what is in it) and
+    the filters in force (the period, clinics, factor set, exclusions, min cell, database; `more`), the same
+    keys as a dashboard download's where they mean the same (dashboard/filters.describe)."""
+    from analysis import exports
+
+    filters: dict[str, object] = {"start": settings.start, "end": settings.end}
+    if clinics:
+        filters["clinic"] = list(clinics)
+    filters.update(factors=settings.dosing.factor_set, exclusions="on" if settings.dosing.exclude else "off",
+                   min_cell=settings.min_cell, **more,
+                   database=redact.shown_url(engine.url.render_as_string(hide_password=False)))
+    shown = os.path.abspath(out)
+
+    def on_written(temporary: Path) -> None:
+        # Written only once the file was written successfully: complete on disk (written, fsynced, checked by
+        # outputs.replacing), just before the rename that gives it its name and cannot run out of room. So no
+        # file appears without its entry, and a file that failed (a full disk) leaves no entry. Should the
+        # entry itself fail, the file is not published either.
+        log = exports.audit_path()
+        try:
+            exports.audit(f"rxdash {command}: {shown}" + (f" ({what(temporary)})" if what else ""), user=_who(),
+                          filters=filters, role=AUDIT_ROLE, event="export")
+        except OSError as e:
+            then = f"the audit log could not be written, so {outputs.NOTHING_WRITTEN}"
+            raise (outputs.no_space(e, log.parent, then)
+                   or outputs.OutputError(f"the audit log {log} could not be written ({e.strerror}), so "
+                                          f"{outputs.NOTHING_WRITTEN}")) from None
+    return on_written
+
+
 def cmd_summarize(args: argparse.Namespace) -> int:
     from analysis import summary
 
     def work(engine, settings) -> str:
-        counts = summary.write_summary(engine, settings, args.out)
+        files = ", ".join(summary.SUMMARY_FILES)
+        counts = summary.write_summary(engine, settings, args.out,
+                                       _audited("summarize", args.out, engine, settings, what=lambda _: files))
         return (f"Wrote {args.out}: " + ", ".join(f"{n:,} rows in {name}.csv" for name, n in counts.items())
                 + " and README.txt")
     return _period_command(args, "summarize", work, min_cell=args.min_cell)
@@ -201,9 +264,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     from analysis import report
 
     def work(engine, settings) -> str:
-        out = report.write(engine, settings, args.out, tuple(args.clinic or ()))
+        clinics = tuple(args.clinic or ())
+        out = report.write(engine, settings, args.out, clinics, _audited("report", args.out, engine, settings, clinics))
         return f"Wrote {out} ({_size(out)})"
     return _period_command(args, "report", work)
+
+
+def _letters(zip_path: Path) -> str:
+    """How many letters the checked zip holds, for the audit entry of `feedback --all`."""
+    import zipfile
+
+    with zipfile.ZipFile(zip_path) as z:
+        n = len(z.namelist())
+    return f"{n:,} letter{'s' if n != 1 else ''}"
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -212,9 +285,13 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     def work(engine, settings) -> str:
         clinics = tuple(args.clinic or ())
         if args.all:
-            n = feedback.write_all(engine, settings, args.out, clinics)
+            n = feedback.write_all(engine, settings, args.out, clinics,
+                                   _audited("feedback --all", args.out, engine, settings, clinics, what=_letters))
             return f"Wrote {args.out}: {n:,} letters ({_size(args.out)})"
-        out = feedback.write_one(engine, settings, args.clinician, args.out, clinics)
+        # The clinician by pseudonym code in the audit log (analysis/privacy.py), never by id or name.
+        audit = _audited("feedback", args.out, engine, settings, clinics,
+                         clinician=feedback.pseudonym_code(engine, args.clinician))
+        out = feedback.write_one(engine, settings, args.clinician, args.out, clinics, audit)
         return f"Wrote {out} ({_size(out)})"
     return _period_command(args, "feedback", work, min_cell=args.min_cell)
 
@@ -279,7 +356,13 @@ def _serve(url: str, host: str, port: int, schema: str | None = None) -> int:
                "--client.toolbarMode", "minimal", "--client.showErrorDetails", "none",
                # A table's own CSV download would bypass suppression, the audit log and formula
                # neutralising: data leaves only through the export buttons (analysis/exports.py).
-               "--client.disableDataExport", "true"]
+               "--client.disableDataExport", "true",
+               # Many leaders at once (benchmarks/sessions.py, issue #29): after every page run Streamlit would run
+               # a full garbage collection (runner.postScriptGC), holding the interpreter for seconds on a big
+               # heap, so twenty first pages froze the server, health check included, for up to a minute; and its
+               # file watcher re-scans every imported module's path on each run, for code that never changes in
+               # a deployment. Python's own collector still runs; the caches are bounded (dashboard/data.py).
+               "--runner.postScriptGC", "false", "--server.fileWatcherType", "none"]
     shown = redact.shown_url(url) + (f", schema {schema}" if schema else "")
     print(f"Serving the dashboard on http://{host}:{port} (database: {shown})", flush=True)
     os.execvpe(command[0], command, env)
@@ -332,6 +415,8 @@ def ensure_sample_database(url: str) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
     from analysis import db, ingest
 
     if _refuse_open_demo(args):
@@ -341,6 +426,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ensure_sample_database(url)
     except (ingest.LoadError, ValueError) as e:
         print(f"rxdash demo: error: {e}", file=sys.stderr)
+        return 1
+    except sa.exc.SQLAlchemyError as e:   # a database that cannot be reached is the user's to fix, not a fault
+        print(f"rxdash demo: error: {str(getattr(e, 'orig', None) or e).strip().splitlines()[0]}", file=sys.stderr)
         return 1
     return _serve(url, args.host, args.port)
 
@@ -354,7 +442,9 @@ def cmd_digest(args: argparse.Namespace) -> int:
         q_start, q_end = digest.parse_quarter(args.quarter)
         settings = summary.Settings(q_start, q_end, dose.DoseParams(args.factor_set, not args.no_exclusions))
         engine = db.make_engine(db.resolve_url(args.db), read_only=True, schema=db.resolve_schema(args.schema))
-        out = digest.write(engine, args.quarter, args.out, settings, tuple(args.clinic or ()))
+        clinics = tuple(args.clinic or ())
+        out = digest.write(engine, args.quarter, args.out, settings, clinics,
+                           _audited("digest", args.out, engine, settings, clinics, quarter=args.quarter))
     except (ValueError, sa.exc.DBAPIError) as e:
         print(f"rxdash digest: error: {str(getattr(e, 'orig', e)).splitlines()[0]}", file=sys.stderr)
         return 1
@@ -508,6 +598,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if in_use := database_in_use(e):
             print(f"rxdash {args.command}: error: {in_use}", file=sys.stderr)
+            return EXIT_REFUSED
+        # A full disk where a command's own writer does not say so (load's rejects file, generate's CSVs): the
+        # user's to fix, not a fault. The documents, letters and summaries say it themselves (analysis/outputs).
+        where = Path(os.path.abspath(getattr(args, "out", None) or "."))
+        if full := outputs.no_space(e, where if where.is_dir() else where.parent, then=""):
+            print(f"rxdash {args.command}: error: {full}", file=sys.stderr)
             return EXIT_REFUSED
         first = (str(getattr(e, "orig", None) or e).strip().splitlines() or [""])[0]
         print(f"rxdash {args.command}: error: {type(e).__name__}: {first} "

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
+import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,6 +17,21 @@ from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ct
 
 from analysis import db, measures, redact, stats
 from analysis.display import md
+
+
+log = logging.getLogger("rxdash.data")
+
+
+@contextlib.contextmanager
+def _computing(what: str, key: object):
+    """Log (at debug level) each answer this process computes: its name and a digest of its key, never a value.
+    Streamlit's cache computes a key once while other sessions wait for it (its compute_value_lock), so each
+    (name, digest) appears once however many sessions ask at the same moment."""
+    started = time.perf_counter()
+    yield
+    if log.isEnabledFor(logging.DEBUG):
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+        log.debug("computed %s %s in %.2f s", what, digest, time.perf_counter() - started)
 
 
 class DataUnavailable(Exception):
@@ -56,7 +74,7 @@ def version() -> str:
 # asked once is answered from memory for every later session. max_entries bounds the memory.
 @st.cache_data(max_entries=512, show_spinner=False)
 def _run(url: str, data_version: str, name: str, params: tuple[tuple[str, object], ...]) -> pd.DataFrame:
-    with engine(url).connect() as conn:
+    with _computing(name, (data_version, params)), engine(url).connect() as conn:
         return db.read_frame(conn, name, dict(params))
 
 
@@ -79,7 +97,8 @@ def query(name: str, **params: object) -> pd.DataFrame:
 def _computed(url: str, data_version: str, function: str, key: tuple, _args: tuple) -> object:
     # _args is not hashed (Streamlit skips parameters named with a leading underscore): `key` stands for it.
     module, name = function.rsplit(".", 1)
-    return getattr(importlib.import_module(module), name)(*_args)
+    with _computing(function, (data_version, key)):
+        return getattr(importlib.import_module(module), name)(*_args)
 
 
 def computed(function, *args: object) -> object:
@@ -125,6 +144,12 @@ def warm(calls: list[tuple[str, dict[str, object]]], workers: int = 3) -> None:
 def _compared(url: str, data_version: str, measure: measures.Measure, params: tuple[tuple[str, object], ...],
               clinicians: frozenset[str] | None, basis: str = "observed",
               high_mme: float = measures.THRESHOLDS["high"]) -> stats.Funnel | None:
+    with _computing(f"compared {measure.id} {basis}", (data_version, params, clinicians, high_mme)):
+        return _compare(url, data_version, measure, params, clinicians, basis, high_mme)
+
+
+def _compare(url: str, data_version: str, measure: measures.Measure, params: tuple[tuple[str, object], ...],
+             clinicians: frozenset[str] | None, basis: str, high_mme: float) -> stats.Funnel | None:
     rows = _run(url, data_version, measure.query, params)
     if clinicians is not None:
         rows = rows[rows["clinician_id"].isin(clinicians)]

@@ -8,6 +8,7 @@ the background as soon as the server is up (dashboard/warmup.py). `rxdash serve`
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from analysis import redact
@@ -15,6 +16,19 @@ from analysis import redact
 # Before Streamlit makes its log handlers (they write to the sys.stderr of that moment): no password or token in
 # the database URL ($RXDASH_DB_URL) or the environment reaches the server's log.
 redact.install()
+
+# rxdash's own lines in the server's log, in Streamlit's format: the warm-up's time, and with
+# RXDASH_LOG_LEVEL=debug each answer the server computes (never a value: a query's name and a digest of its
+# parameters), which shows that every session's shared work is done once (tests/browser/test_sessions.py).
+LOG_LEVEL_ENV = "RXDASH_LOG_LEVEL"
+_handler = logging.StreamHandler()
+_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+_rxdash_log = logging.getLogger("rxdash")
+_rxdash_log.addHandler(_handler)
+_rxdash_log.setLevel(os.environ.get(LOG_LEVEL_ENV, "INFO").upper()
+                     if os.environ.get(LOG_LEVEL_ENV, "INFO").upper() in ("DEBUG", "INFO", "WARNING", "ERROR")
+                     else "INFO")
+_rxdash_log.propagate = False
 
 # The pages and everything they import (analysis, pandas, scipy, plotly, SQLAlchemy, DuckDB's driver).
 import duckdb_engine  # noqa: F401

@@ -262,3 +262,34 @@ def test_a_large_load_shows_every_phase_a_small_one_none():
     assert ["staging prescriptions", "checking tables", "deriving daily doses", "precomputing answers"] == list(
         dict.fromkeys(lines))
     assert large.getvalue().rstrip().endswith("122/122")
+
+
+def test_a_load_refused_part_way_ends_its_progress_bar_before_the_error():
+    # A refused FHIR archive (issue #29) printed its error after the half-drawn bar, on the same terminal line.
+    import io
+
+    from dashboard.cli import _progress_printer
+
+    stream = io.StringIO()
+    show = _progress_printer(stream)
+    show("reading FHIR", 300_000, 4_000_000)
+    show.finish()
+    show.finish()   # once only
+    assert stream.getvalue().endswith("300,000/4,000,000\n") and stream.getvalue().count("\n") == 1
+    done = io.StringIO()
+    show = _progress_printer(done)
+    show("reading FHIR", 4_000_000, 4_000_000)
+    show.finish()   # a finished bar already ended its line
+    assert done.getvalue().endswith("4,000,000/4,000,000\n") and done.getvalue().count("\n") == 1
+
+
+def test_load_refuses_a_database_in_memory_that_would_throw_the_rows_away(tmp_path):
+    # rxdash load into DuckDB's memory reported every row "loaded", then the process ended and took them along.
+    for url in ("duckdb:///:memory:", "duckdb://", "duckdb:///:memory:shared"):
+        result = run("load", str(SAMPLE), "--db", url, cwd=tmp_path)
+        assert result.returncode == 1, (url, result.stdout, result.stderr)
+        assert result.stderr.strip().splitlines() == [
+            "rxdash load: error: the database URL names DuckDB's memory, which is emptied when the command ends; "
+            "name a file, e.g. duckdb:///data/rxdash.duckdb"], url
+        assert "Loaded" not in result.stdout
+    assert list(tmp_path.iterdir()) == []   # no rejects file, no database: nothing was read

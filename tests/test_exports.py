@@ -72,6 +72,31 @@ def test_every_export_is_audited(tmp_path):
     assert entries[0]["filters"]["clinic"] == ["C01"] and entries[0]["user"] == "local"
 
 
+def test_an_audit_entry_that_does_not_fit_leaves_no_half_line(tmp_path):
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    log = tmp_path / "audit.jsonl"
+    exports.audit("funnel.png", "local", {"start": "2025-01-01"}, path=log)
+    before = log.read_bytes()
+
+    def room_for_half_a_line() -> None:   # as a disk that fills up part-way through the next entry
+        resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 60, resource.RLIM_INFINITY))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    code = ("import sys; from pathlib import Path; from analysis import exports\n"
+            "try:\n    exports.audit('funnel.csv', 'local', {'start': '2025-01-01'}, path=Path(sys.argv[1]))\n"
+            "except OSError as e:\n    print(e.strerror); sys.exit(1)")
+    result = subprocess.run([sys.executable, "-c", code, str(log)], preexec_fn=room_for_half_a_line,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (1, "No space left on device\n"), result.stderr
+    assert log.read_bytes() == before                       # cut back: no half line for the log's readers
+    exports.audit("funnel.csv", "local", {"start": "2025-01-01"}, path=log)
+    assert [json.loads(line)["what"] for line in log.read_text().splitlines()] == ["funnel.png", "funnel.csv"]
+
+
 def test_measure_csv_suppresses_like_summarize_and_shows_no_ids():
     from analysis import measures
 

@@ -427,3 +427,171 @@ def test_a_bundle_that_is_not_json_is_one_rejected_row(tmp_path):
     (folder / "broken.json").write_text('{"resourceType": "Bundle", "entry": [', encoding="utf-8")
     report = load(db.make_engine(f"duckdb:///{tmp_path / 'x.duckdb'}"), folder, tmp_path)
     assert by_source_file(report)["broken.json"] == (1, 0, {}, {"malformed_json": 1})
+
+
+# --- Numbers (issue #29, item 6): each numeric element the rules read, checked before it reaches SQL -------
+
+def _order(rx_id: str, status: str = "completed", **extra) -> dict:
+    return request(rx_id, "P1", "1049621", OXY5, "2025-01-01", status=status, **extra)
+
+
+def _supply(**fields) -> dict:
+    return {"dispenseRequest": fields}
+
+
+def _sig(frequency=1, period=1, unit="d", dose=1, **bounds) -> dict:
+    return {"dosageInstruction": dosage(frequency, period, unit, dose, **bounds)}
+
+
+DAYS_30 = {"value": 30, "unit": "days", "code": "d"}
+REQ = "MedicationRequest.dispenseRequest."
+SIG = "MedicationRequest.dosageInstruction[0]."
+TEXT = ", not a number (FHIR JSON writes numbers without quotes)"
+# (request id, its dispenseRequest / dosageInstruction, the reason it is rejected bad_number)
+BAD_ORDERS = [
+    ("B1", _supply(numberOfRepeatsAllowed=1_000_000_000, quantity={"value": 30}, expectedSupplyDuration=DAYS_30),
+     f"{REQ}numberOfRepeatsAllowed 1000000000 is over 99, beyond any real prescription"),
+    ("B2", _supply(numberOfRepeatsAllowed="3", quantity={"value": 30}, expectedSupplyDuration=DAYS_30),
+     f"{REQ}numberOfRepeatsAllowed is the text '3'{TEXT}"),
+    ("B3", _supply(numberOfRepeatsAllowed=True, quantity={"value": 30}, expectedSupplyDuration=DAYS_30),
+     f"{REQ}numberOfRepeatsAllowed is the boolean true, not a number"),
+    ("B4", _supply(numberOfRepeatsAllowed=2.5, quantity={"value": 30}, expectedSupplyDuration=DAYS_30),
+     f"{REQ}numberOfRepeatsAllowed 2.5 is not a whole number"),
+    ("B5", _supply(numberOfRepeatsAllowed=-1, quantity={"value": 30}, expectedSupplyDuration=DAYS_30),
+     f"{REQ}numberOfRepeatsAllowed -1 is below 0"),
+    ("B6", _supply(quantity={"value": 30}, expectedSupplyDuration={"value": 1e300, "unit": "years", "code": "a"}),
+     f"{REQ}expectedSupplyDuration 1e+300 a is over 3650 days (10 years)"),
+    ("B7", _supply(quantity={"value": 30}, expectedSupplyDuration={"value": "30", "code": "d"}),
+     f"{REQ}expectedSupplyDuration.value is the text '30'{TEXT}"),
+    ("B8", _supply(quantity={"value": "ten"}, expectedSupplyDuration=DAYS_30),
+     f"{REQ}quantity.value is the text 'ten'{TEXT}"),
+    ("B9", _supply(quantity={"value": 1e300}, expectedSupplyDuration=DAYS_30),
+     f"{REQ}quantity.value 1e+300 is over 1000000, beyond any real prescription"),
+    ("B10", _sig(dose=1e300), f"{SIG}doseAndRate[0].doseQuantity.value 1e+300 is over 1000000, beyond any real "
+                              "prescription"),
+    ("B11", _sig(dose=1e-300), f"{SIG}doseAndRate[0].doseQuantity.value 1e-300 is below 1e-06, less than any "
+                               "real amount"),
+    ("B12", _sig(frequency=1e300), f"{SIG}timing.repeat.frequency 1e+300 is over 10000, beyond any real "
+                                   "prescription"),
+    ("B13", _sig(frequency={"value": 2}), f"{SIG}timing.repeat.frequency is an object, not a number"),
+    ("B14", _sig(period=0.5, unit="s"), f"{SIG}timing.repeat.period 0.5 s is under 1 second"),
+    ("B15", _sig(period=1e-300, unit="h"), f"{SIG}timing.repeat.period 1e-300 is below 1e-06, less than any real "
+                                           "amount"),
+    ("B16", _sig(boundsDuration={"value": 1e300, "code": "a"}),
+     f"{SIG}timing.repeat.boundsDuration 1e+300 a is over 3650 days (10 years)"),
+    ("B17", _supply(numberOfRepeatsAllowed=99, quantity={"value": 90},
+                    expectedSupplyDuration={"value": 90, "code": "d"}),
+     f"{REQ}numberOfRepeatsAllowed 99 with expectedSupplyDuration 90 days: 100 supplies last over 3650 days "
+     "(10 years)"),
+]
+# (dispense id, its quantity / daysSupply, the reason)
+BAD_DISPENSES = [
+    ("DB1", {"quantity": {"value": "60"}, "daysSupply": DAYS_30},
+     f"MedicationDispense.quantity.value is the text '60'{TEXT}"),
+    ("DB2", {"quantity": {"value": 60}, "daysSupply": {"value": 1e300}},
+     "MedicationDispense.daysSupply 1e+300 d is over 3650 days (10 years)"),
+    ("DB3", {"quantity": {"value": False}, "daysSupply": DAYS_30},
+     "MedicationDispense.quantity.value is the boolean false, not a number"),
+    ("DB4", {"quantity": {"value": 60}, "daysSupply": {"value": [30], "code": "d"}},
+     "MedicationDispense.daysSupply.value is a list, not a number"),
+]
+
+
+def _dispense(d_id: str, authorizing: str | None = None, **numbers) -> dict:
+    d = {"resourceType": "MedicationDispense", "id": d_id, "status": "completed",
+         "medicationCodeableConcept": med("1049621", OXY5), "subject": {"reference": "Patient/P1"},
+         "whenHandedOver": "2025-02-01T15:00:00Z", **numbers}
+    if authorizing:
+        d["authorizingPrescription"] = [{"reference": f"MedicationRequest/{authorizing}"}]
+    return d
+
+
+def test_a_number_out_of_range_or_not_a_number_rejects_its_row_only(tmp_path):
+    """Each numeric element the rules read, given a value no column or rule can take (1e9 repeats, 1e300
+    years, text, booleans, objects): that row is rejected bad_number with its element and value, and the rest
+    of the source loads. A request a dispense stands for is used whatever its numbers; a cancelled one is
+    still skipped. NaN and Infinity (Python's json accepts them) are not JSON: the line is malformed_json."""
+    files = resources()
+    good = _order("G1", **_sig(2, 1, "d", boundsDuration=DAYS_30))
+    files["MedicationRequest.ndjson"] = [
+        good,
+        *(_order(rx_id, **extra) for rx_id, extra, _ in BAD_ORDERS),
+        _order("U1", **BAD_ORDERS[0][1]),                        # stood for by dispense DU: used
+        _order("S1", status="cancelled", **BAD_ORDERS[5][1]),    # cancelled: skipped
+        json.dumps(_order("N1", **_supply(quantity={"value": 30}))).replace('"value": 30', '"value": NaN'),
+        json.dumps(_order("N2", **_supply(quantity={"value": 30}))).replace('"value": 30', '"value": Infinity'),
+    ]
+    files["MedicationDispense.ndjson"] = [
+        _dispense("DU", "U1", quantity={"value": 60}, daysSupply=DAYS_30),
+        *(_dispense(d_id, **numbers) for d_id, numbers, _ in BAD_DISPENSES),
+    ]
+    engine = db.make_engine(f"duckdb:///{tmp_path / 'x.duckdb'}")
+    report = load(engine, write_fhir(tmp_path / "fhir", files, with_bundle=False), tmp_path)
+    outcome = by_source_file(report)
+    assert outcome["MedicationRequest.ndjson"] == (22, 2, {"cancelled": 1},
+                                                   {"bad_number": 17, "malformed_json": 2})
+    assert outcome["MedicationDispense.ndjson"] == (5, 1, {}, {"bad_number": 4})
+    for s in report.sources:
+        assert s.rows_read == s.rows_loaded + s.rows_skipped + s.rows_rejected
+    rejects = [(r["file"], r["line"], r["row_id"], r["reason_code"], r["reason"])
+               for r in read_rejects(tmp_path / "rejects.csv") if r["reason_code"] == "bad_number"]
+    assert rejects == [   # in file order (MedicationDispense.ndjson first), then line order
+        *(("MedicationDispense.ndjson", str(i), d_id, "bad_number", reason)
+          for i, (d_id, _, reason) in enumerate(BAD_DISPENSES, start=2)),
+        *(("MedicationRequest.ndjson", str(i), rx_id, "bad_number", reason)
+          for i, (rx_id, _, reason) in enumerate(BAD_ORDERS, start=2))]
+    assert {(r["line"], r["reason_code"]) for r in read_rejects(tmp_path / "rejects.csv")
+            if r["file"] == "MedicationRequest.ndjson" and r["reason_code"] != "bad_number"} == {
+        ("21", "malformed_json"), ("22", "malformed_json")}
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("select rx_id, quantity, days_supply from prescriptions order by 1").fetchall()
+    assert [tuple(r) for r in rows] == [("DU", 60.0, 30), ("G1", 60.0, 30)]
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("row_id", "kind", "numbers", "reason"),
+                         [(i, "order", n, r) for i, n, r in BAD_ORDERS]
+                         + [(i, "dispense", n, r) for i, n, r in BAD_DISPENSES],
+                         ids=[r[0] for r in BAD_ORDERS + BAD_DISPENSES])
+def test_each_numeric_element_is_checked(tmp_path, row_id, kind, numbers, reason):
+    """One field at a time, through the adapter alone: the bad row is rejected with its reason, never passed on
+    to the contract tables, and the good row beside it is."""
+    files = {"Patient.ndjson": resources()["Patient.ndjson"]}
+    bad = _order(row_id, **numbers) if kind == "order" else _dispense(row_id, **numbers)
+    files["Rows.ndjson"] = [_order("G1", **_sig(2, 1, "d", boundsDuration=DAYS_30)), bad]
+    reader = ingest.open_reader()
+    create_reject_table(reader)
+    adapted = fhir.adapt(write_fhir(tmp_path / "fhir", files, with_bundle=False), reader)
+    rows = next(f for f in adapted.files if f.name == "Rows.ndjson")
+    assert (rows.rows_read, dict(rows.rejected)) == (2, {"bad_number": 1})
+    assert reader.execute("select line_no % 10000000000, row_id, reason_code, reason from src_rejects").fetchall() == [
+        (2, row_id, "bad_number", reason)]
+    assert reader.execute("select rx_id from src_prescriptions").fetchall() == [("G1",)]
+    reader.close()
+
+
+@pytest.mark.parametrize(("call", "reason"), [
+    (lambda: fhir_sig.duration_days({"value": 4000, "code": "d"}, element="daysSupply"),
+     "daysSupply 4000 d is over 3650 days (10 years)"),
+    (lambda: fhir_sig.duration_days({"value": float("nan"), "code": "d"}, element="daysSupply"),
+     "daysSupply.value is nan, not a finite number"),
+    (lambda: fhir_sig.units_per_day(dosage(float("inf"), 1, "d")),
+     "dosageInstruction[0].timing.repeat.frequency is inf, not a finite number"),
+    (lambda: fhir_sig.units_per_day(dosage(1.5, 1, "d")),
+     "dosageInstruction[0].timing.repeat.frequency 1.5 is not a whole number"),
+    (lambda: fhir_sig.checked("1e3", "x"), "x is the text '1e3', not a number (FHIR JSON writes numbers without "
+                                          "quotes)"),
+])
+def test_sig_numbers_outside_their_range_raise(call, reason):
+    with pytest.raises(fhir_sig.BadNumber) as e:
+        call()
+    assert str(e.value) == reason
+
+
+def test_sig_numbers_at_their_bounds_are_read():
+    assert fhir_sig.duration_days({"value": 3650, "code": "d"}) == 3650
+    assert fhir_sig.duration_days({"value": 1, "code": "s"}) == pytest.approx(1 / 86400)
+    assert fhir_sig.units_per_day(dosage(10_000, 1, "d", dose=1_000_000)) == 1e10
+    assert fhir_sig.units_per_day(dosage(1, 0, "h")) is None          # zero: no units a day, as before
+    assert fhir_sig.units_per_day(dosage(1, 1, "d", dose=-2)) is None
+    assert fhir_sig.checked(None, "x") is None

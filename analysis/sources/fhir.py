@@ -16,16 +16,49 @@ daysSupply/authorizingPrescription/medication[x]/location; Condition.code/subjec
 verificationStatus; Encounter.class/subject/period. The sig arithmetic is analysis/sources/fhir_sig.py.
 Every rule where FHIR is silent is in README.md, "FHIR R4".
 
-Errors: LoadError (one line) when SOURCE is not a folder or holds no FHIR file. Rejected here (src_rejects):
-malformed_json (a line or file that is not a JSON object), not_a_resource (no resourceType), no_subject,
-no_medication, unknown_medication, unknown_patient (a flag-setting Condition of no Patient).
+Errors: LoadError (one line) when SOURCE is not a folder or holds no FHIR file, and for the bounds and links
+below; the adapter runs before the load opens its transaction, so a refused load leaves the database as it
+was. Rejected here (src_rejects): malformed_json (a line or file that is not a JSON object), not_a_resource (no
+resourceType), no_subject, no_medication, unknown_medication, unknown_patient (a flag-setting Condition of no
+Patient), bad_number (below).
+
+Bounds (issue #29): a file decides how much the reader holds and how long it reads, so each is bounded and a
+file past a bound refuses the load in one line naming the file and the bound (constants below, with their
+sources). NDJSON (plain or gzip) is read a line at a time with readline(MAX_LINE_BYTES + 1), never a line
+whole: a longer line refuses the load, so memory stays flat. More than MAX_BLANK_RUN blank lines in a row
+refuse it (1.6 billion newlines gzip into a few MB). A .ndjson.gz may decompress to no more than MAX_GZIP_RATIO
+times the compressed bytes read so far (beyond GZIP_RATIO_FLOOR), the decompression-bomb guard. A .json file is
+parsed whole, so it may be no larger than MAX_BUNDLE_BYTES (read with that limit, whatever the file system
+says its size is). A .gz file that is not gzip, or is cut short, refuses the load naming the file.
+
+Numbers: every number the rules read (dispenseRequest quantity, expectedSupplyDuration, numberOfRepeatsAllowed;
+the first Dosage's doseQuantity, timing.repeat frequency, period and boundsDuration; MedicationDispense
+quantity and daysSupply) is checked in Python by fhir_sig.checked before it reaches SQL: not a JSON number
+(a string such as "ten" or "3", a boolean), not finite, or outside its plausible range (fhir_sig.SMALLEST to
+MAX_REPEATS) makes the row rejected bad_number with the element, its value and the range as the reason; the
+rest of the source loads. A request that a MedicationDispense stands for is still used (its numbers are not),
+and a request skipped for its status or intent is still skipped. Rates (doseAndRate.rate[x]), frequencyMax and
+periodMax are not read, so not checked.
+
+Symbolic links: when SOURCE is a folder, a FHIR-named entry that is a symbolic link is read only if it
+resolves to a file inside the folder; one that leads outside it (or to nothing, or round in a loop) refuses
+the load in one line naming the link. Refused rather than skipped: a skipped file is data silently missing
+from every measure (a folder of git-annex or DataLad links is a common, innocent cause), and a link out of an
+export folder that someone else prepared may reach data the person loading should not publish; the message
+says what to do. Subfolders are never read, so a linked folder is not followed either. A file named as SOURCE
+itself is read even when it is a link: the user chose it. Files are opened without following a link
+(O_NOFOLLOW) and must be regular files, so a link or pipe put in place after the folder was listed is refused
+too.
 """
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import stat
+import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
 from urllib.parse import unquote
 
 import duckdb
@@ -41,6 +74,28 @@ NPI = "http://hl7.org/fhir/sid/us-npi"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 NDC = "http://hl7.org/fhir/sid/ndc"
 FLUSH_ROWS = 50_000
+# Bounds on what one file may make the reader hold or do (issue #29; module docstring, "Bounds"). Module
+# constants, so that a test can lower them.
+MiB = 1 << 20
+# The longest NDJSON line: a MedicationRequest, even with contained Medications and a long sig, is a few kB;
+# the largest resources of an export are attachments (Binary, DocumentReference, Media), which rxdash does
+# not read. 16 MiB is thousands of times a real line, and a bounded piece to parse.
+MAX_LINE_BYTES = 16 * MiB
+# The largest .json file (a Bundle is parsed whole): Synthea writes a patient's lifetime as one Bundle of "up
+# to several MB" (synthetichealth/synthea#605), and a MIMIC-IV patient may hold 42,000 resources, tens of MB
+# (kind-lab/mimic-fhir#32). 256 MiB holds either with room; parsed, it takes about five times that in Python
+# objects (measured with orjson), so a larger source belongs in Bulk Data NDJSON, read a line at a time.
+MAX_BUNDLE_BYTES = 256 * MiB
+# A .ndjson.gz may decompress to at most MAX_GZIP_RATIO times the compressed bytes read so far, beyond the
+# first GZIP_RATIO_FLOOR bytes. Exported FHIR NDJSON compresses about 10:1, and even identical resources
+# differing only by a sequential id about 135:1 (measured with gzip -9); deflate's own ceiling is about
+# 1032:1 (zlib's technical notes), which a stream of zeros or newlines reaches, so a cap near 1000:1 would
+# never trip. Zip-bomb guards use the same kind of cap (Apache POI's ZipSecureFile: 100:1 beyond 100 kB).
+MAX_GZIP_RATIO = 200
+GZIP_RATIO_FLOOR = 1 * MiB
+# Blank lines in a row: NDJSON has none (a writer may end the file with one); thousands mean a damaged or
+# hostile file, and each costs a read.
+MAX_BLANK_RUN = 10_000
 # Patient.gender (AdministrativeGender) -> contract sex (the sample's M / F; other kept as written).
 SEX = {"male": "M", "female": "F", "other": "other", "unknown": ""}
 # Encounter.class (v3 ActEncounterCode) -> events.event_type.
@@ -63,11 +118,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "fhir_roles": ("role_id", "prac_by", "prac_value", "org_by", "org_value", "org_display", "specialty"),
     "fhir_organizations": ("org_id", "ident", "name"),
     "fhir_medications": ("med_id", "rxcui", "ndc", "drug_name"),
+    # bad_number: why a number of the row is not one the loader can take (fhir_sig.BadNumber), else ''. The
+    # row's numbers are then blank, and SQL rejects it bad_number unless another outcome comes first.
     "fhir_requests": ("rx_id", "patient_id", "status", "intent", "fill_date", "rxcui", "ndc", "drug_name",
                       "med_by", "med_value", "req_type", "req_by", "req_value", "dr_quantity", "dr_days",
-                      "repeats", "units_per_day", "bounds_end", "bounds_days"),
+                      "repeats", "units_per_day", "bounds_end", "bounds_days", "bad_number"),
     "fhir_dispenses": ("rx_id", "patient_id", "fill_date", "rxcui", "ndc", "drug_name", "med_by", "med_value",
-                       "auth_value", "quantity", "days_supply", "pharmacy_id"),
+                       "auth_value", "quantity", "days_supply", "pharmacy_id", "bad_number"),
     "fhir_conditions": ("patient_id", "event_date", "system", "code"),
     "fhir_encounters": ("patient_id", "event_date", "class_code"),
     "fhir_outcomes": ("outcome", "reason"),       # rows settled in SQL: used / skip
@@ -164,6 +221,30 @@ def _concept_text(concepts: Any) -> str:
                 if isinstance(coding, dict) and coding.get("display"):
                     return _text(coding["display"])
     return ""
+
+
+def _order_numbers(r: dict) -> tuple[str, str, str, str, str, str]:
+    """The numbers of a MedicationRequest the order rules use, as contract text: (dispenseRequest quantity,
+    expectedSupplyDuration in days, numberOfRepeatsAllowed, the sig's units a day, boundsPeriod.end,
+    boundsDuration in days). Each is checked by fhir_sig (a finite JSON number in its plausible range);
+    raises fhir_sig.BadNumber otherwise, and when the repeats times the duration pass fhir_sig.MAX_DAYS."""
+    supply = r.get("dispenseRequest") if isinstance(r.get("dispenseRequest"), dict) else {}
+    quantity = supply.get("quantity") if isinstance(supply.get("quantity"), dict) else {}
+    amount = sig.checked(quantity.get("value"), "dispenseRequest.quantity.value")
+    days = sig.duration_days(supply.get("expectedSupplyDuration"),
+                             element="dispenseRequest.expectedSupplyDuration")
+    element = "dispenseRequest.numberOfRepeatsAllowed"
+    repeats = sig.checked(supply.get("numberOfRepeatsAllowed"), element, sig.MAX_REPEATS, whole=True)
+    if repeats is not None and repeats < 0:
+        raise sig.BadNumber(f"{element} {int(repeats)} is below 0")
+    if days is not None and repeats and days * (repeats + 1) > sig.MAX_DAYS:
+        raise sig.BadNumber(f"{element} {int(repeats)} with expectedSupplyDuration {sig.number(days)} days: "
+                            f"{int(repeats) + 1} supplies last over {sig.MAX_DAYS:g} days (10 years)")
+    dosage = r.get("dosageInstruction")
+    per_day = sig.units_per_day(dosage)
+    bounds_end, bounds_days = sig.bounds(dosage)
+    return (sig.number(amount), sig.number(days), "" if repeats is None else str(int(repeats)),
+            sig.number(per_day), bounds_end, sig.number(bounds_days))
 
 
 class _Table:
@@ -291,17 +372,13 @@ class _Parser:
             self.reject(line, rx_id, "no_medication")
             return
         requester = parse_ref(r.get("requester"), urls) or (None, "", "")
-        supply = r.get("dispenseRequest") if isinstance(r.get("dispenseRequest"), dict) else {}
-        quantity = supply.get("quantity") if isinstance(supply.get("quantity"), dict) else {}
-        repeats = supply.get("numberOfRepeatsAllowed")
-        dosage = r.get("dosageInstruction")
-        bounds_end, bounds_days = sig.bounds(dosage)
+        try:
+            numbers, bad = _order_numbers(r), ""
+        except sig.BadNumber as e:
+            numbers, bad = ("",) * 6, f"MedicationRequest.{e}"
         self.tables["fhir_requests"].add(
             line, rx_id, patient, _text(r.get("status")), _text(r.get("intent")), _date(r.get("authoredOn")),
-            *drug, requester[0] or "", requester[1], requester[2], _text(quantity.get("value")),
-            sig.number(sig.duration_days(supply.get("expectedSupplyDuration"))),
-            _text(repeats) if isinstance(repeats, int) and not isinstance(repeats, bool) else "",
-            sig.number(sig.units_per_day(dosage)), bounds_end, sig.number(bounds_days))
+            *drug, requester[0] or "", requester[1], requester[2], *numbers, bad)
 
     def dispense(self, line: int, r: dict, urls: dict | None) -> str | None:
         rx_id = _text(r.get("id"))
@@ -314,10 +391,16 @@ class _Parser:
         auth = next((parse_ref(a, urls) for a in r.get("authorizingPrescription") or ()
                      if parse_ref(a, urls)), None)
         location = parse_ref(r.get("location"), urls)
+        quantity = r.get("quantity") if isinstance(r.get("quantity"), dict) else {}
+        try:
+            numbers = (sig.number(sig.checked(quantity.get("value"), "quantity.value")),
+                       sig.number(sig.duration_days(r.get("daysSupply"), "d", element="daysSupply")))
+            bad = ""
+        except sig.BadNumber as e:
+            numbers, bad = ("", ""), f"MedicationDispense.{e}"
         self.tables["fhir_dispenses"].add(
-            line, rx_id, patient, _date(r.get("whenHandedOver")), *drug, auth[2] if auth else "",
-            _text((r.get("quantity") or {}).get("value")) if isinstance(r.get("quantity"), dict) else "",
-            sig.number(sig.duration_days(r.get("daysSupply"), "d")), location[2] if location else "")
+            line, rx_id, patient, _date(r.get("whenHandedOver")), *drug, auth[2] if auth else "", *numbers,
+            location[2] if location else "", bad)
         return None
 
     def condition(self, line: int, r: dict, urls: dict | None) -> str | None:
@@ -360,55 +443,158 @@ class _Parser:
             table.flush()
 
 
-def _files(source: Path) -> list[Path]:
+FHIR_FILE = re.compile(r"\.(ndjson|ndjson\.gz|json)$", re.IGNORECASE)
 
+
+class _Input(NamedTuple):
+    """One FHIR file to read: its name as the user knows it, the path opened, and whether opening it may
+    follow a symbolic link (only for a file the user named as SOURCE)."""
+
+    name: str
+    path: Path
+    follow: bool = False
+
+
+def _files(source: Path) -> list[_Input]:
+    """The FHIR files of SOURCE, by name. A file named as SOURCE is read even when it is a symbolic link (the
+    user chose it). In a folder, a FHIR-named symbolic link that resolves outside the folder (or to nothing)
+    refuses the load: see the module docstring, "Symbolic links"."""
     if source.is_file():
-        return [source]
+        return [_Input(source.name, source, follow=True)]
     if not source.is_dir():
         raise LoadError(f"{source}: not a folder of FHIR files")
-    found = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and re.search(r"\.(ndjson|ndjson\.gz|json)$", p.name, re.IGNORECASE))
+    root = source.resolve()
+    found = []
+    for p in sorted(source.iterdir()):
+        if p.name.startswith(".") or not FHIR_FILE.search(p.name):
+            continue
+        if p.is_symlink():
+            try:
+                target = p.resolve()
+            except (OSError, RuntimeError):   # a loop of links (RuntimeError before Python 3.13)
+                raise LoadError(f"{p.name}: a symbolic link that leads round in a loop; remove it") from None
+            if not target.is_relative_to(root):
+                raise LoadError(f"{p.name}: a symbolic link leading outside {source}; rxdash reads only the "
+                                "files inside the folder it is given (copy the file in, or load it on its own)")
+            if not target.is_file():
+                raise LoadError(f"{p.name}: a symbolic link to {'nothing' if not target.exists() else 'a folder'};"
+                                " remove it or replace it by the file")
+            found.append(_Input(p.name, target))
+        elif p.is_file():
+            found.append(_Input(p.name, p))
     if not found:
         raise LoadError(f"{source}: no FHIR files (*.ndjson, *.ndjson.gz or *.json Bundles) in it")
     return found
 
 
-def _ndjson_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if raw.strip():
-                yield number, raw
+def _open(item: _Input) -> BinaryIO:
+    """The file opened for reading, refused (LoadError) unless it is a regular file. A folder's file is opened
+    without following a symbolic link (O_NOFOLLOW), so a link put in its place after the folder was listed is
+    not followed; O_NONBLOCK keeps a named pipe put there from blocking the open."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    if not item.follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(item.path, flags)
+    except OSError as e:
+        raise LoadError(f"{item.name}: cannot be opened ({e.strerror}); was the folder changed while "
+                        "loading?") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LoadError(f"{item.name}: not a regular file")
+    return os.fdopen(fd, "rb")
 
 
-def _read_file(parser: _Parser, path: Path, file_no: int) -> None:
-    base = file_no * LINE_SPAN
-    if path.name.lower().endswith(".json"):
-        try:
-            document = orjson.loads(path.read_bytes())
-        except orjson.JSONDecodeError:
-            parser.resource(base + 1, None, None)
-            return
-        if isinstance(document, dict) and document.get("resourceType") == "Bundle":
-            entries = document.get("entry") if isinstance(document.get("entry"), list) else []
-            urls = {e["fullUrl"]: (e["resource"].get("resourceType"), _text(e["resource"].get("id")))
-                    for e in entries if isinstance(e, dict) and isinstance(e.get("fullUrl"), str)
-                    and isinstance(e.get("resource"), dict)}
-            for index, entry in enumerate(entries, start=1):
-                if isinstance(entry, dict) and "resource" not in entry:
-                    parser.file.rows_read += 1
-                    parser.file.skipped["entry_without_resource"] += 1
-                    continue
-                parser.resource(base + index, entry.get("resource") if isinstance(entry, dict) else None, urls)
-        else:
-            parser.resource(base + 1, document, None)
+def _ndjson_lines(f: BinaryIO, name: str, compressed: BinaryIO | None = None) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of each non-blank line of an NDJSON stream, read in bounded pieces (readline with
+    a limit) so that memory stays flat whatever the file holds. `compressed`, for a .gz file, is the
+    compressed file underneath: its position bounds how much the stream may have decompressed. Raises
+    LoadError naming the file when a line is longer than MAX_LINE_BYTES, when more than MAX_BLANK_RUN blank
+    lines follow one another, when the decompressed bytes pass MAX_GZIP_RATIO times the compressed bytes read
+    (beyond GZIP_RATIO_FLOOR), or when the lines pass what line_no can number (LINE_SPAN)."""
+    limit = MAX_LINE_BYTES + 1
+    number = blank_run = decompressed = 0
+    allowed = GZIP_RATIO_FLOOR
+    while raw := f.readline(limit):
+        number += 1
+        if len(raw) == limit and not raw.endswith(b"\n"):
+            raise LoadError(f"{name}: line {number:,} is longer than {_size(MAX_LINE_BYTES)}, the longest resource "
+                            "line rxdash reads; leave files of resources it does not use (e.g. Binary, "
+                            "DocumentReference with attachments) out of the folder")
+        if compressed is not None:
+            decompressed += len(raw)
+            if decompressed > allowed:   # the compressed position is asked only when the last bound is passed
+                allowed = max(GZIP_RATIO_FLOOR, MAX_GZIP_RATIO * compressed.tell())
+                if decompressed > allowed:
+                    raise LoadError(f"{name}: decompresses to more than {MAX_GZIP_RATIO} times its compressed "
+                                    "size; refused as a possible decompression bomb")
+        if number >= LINE_SPAN:
+            raise LoadError(f"{name}: more than {LINE_SPAN - 1:,} lines, more than rxdash can number")
+        if raw.isspace():
+            blank_run += 1
+            if blank_run > MAX_BLANK_RUN:
+                raise LoadError(f"{name}: more than {MAX_BLANK_RUN:,} blank lines in a row (from line "
+                                f"{number - blank_run + 1:,}); an NDJSON file has none, so it is refused as "
+                                "damaged")
+            continue
+        blank_run = 0
+        yield number, raw
+
+
+def _size(n: int) -> str:
+    """Bytes as the messages say them: '16 MiB', '3.2 MiB', '900 bytes'."""
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):,.{0 if n % (1 << 20) == 0 else 1}f} MiB"
+    return f"{n:,} bytes"
+
+
+def _read_bundle(parser: _Parser, f: BinaryIO, name: str, base: int) -> None:
+    """A .json file: a Bundle (each entry one row) or one resource (one row). Read whole, so no larger than
+    MAX_BUNDLE_BYTES (LoadError naming the file)."""
+    data = f.read(MAX_BUNDLE_BYTES + 1)
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise LoadError(f"{name}: larger than {_size(MAX_BUNDLE_BYTES)}, the largest Bundle file rxdash reads "
+                        "whole; export the data as Bulk Data NDJSON (one resource a line) instead")
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        parser.resource(base + 1, None, None)
         return
-    for number, raw in _ndjson_lines(path):
-        try:
-            resource = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            resource = None
-        parser.resource(base + number, resource, None)
+    del data
+    if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+        entries = document.get("entry") if isinstance(document.get("entry"), list) else []
+        urls = {e["fullUrl"]: (e["resource"].get("resourceType"), _text(e["resource"].get("id")))
+                for e in entries if isinstance(e, dict) and isinstance(e.get("fullUrl"), str)
+                and isinstance(e.get("resource"), dict)}
+        for index, entry in enumerate(entries, start=1):
+            if isinstance(entry, dict) and "resource" not in entry:
+                parser.file.rows_read += 1
+                parser.file.skipped["entry_without_resource"] += 1
+                continue
+            parser.resource(base + index, entry.get("resource") if isinstance(entry, dict) else None, urls)
+    else:
+        parser.resource(base + 1, document, None)
+
+
+def _read_file(parser: _Parser, item: _Input, file_no: int) -> None:
+    base = file_no * LINE_SPAN
+    lower = item.name.lower()
+    with _open(item) as f:
+        if lower.endswith(".json"):
+            _read_bundle(parser, f, item.name, base)
+            return
+        gz = lower.endswith(".gz")
+        # Closing the GzipFile leaves f open (the outer with closes it); closing f twice is harmless.
+        with gzip.GzipFile(fileobj=f, mode="rb") if gz else f as stream:
+            try:
+                for number, raw in _ndjson_lines(stream, item.name, compressed=f if gz else None):
+                    try:
+                        resource = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        resource = None
+                    parser.resource(base + number, resource, None)
+            except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+                raise LoadError(f"{item.name}: cannot be read as gzip ({e})") from None
 
 
 def adapt(source: Path | str, reader: duckdb.DuckDBPyConnection, *, schema: str | None = None,
@@ -416,15 +602,15 @@ def adapt(source: Path | str, reader: duckdb.DuckDBPyConnection, *, schema: str 
     """Read the FHIR files of `source` and leave src_<table> reader tables for the contract tables
     (analysis.sources). schema and roster are not used by this format. progress(label, bytes read, bytes in
     all) is called after each file. Raises LoadError for a source that is not a folder or file of FHIR JSON."""
-    paths = _files(Path(source))
+    inputs = _files(Path(source))
     parser = _Parser(reader)
     files: list[SourceFile] = []
-    total, done = sum(p.stat().st_size for p in paths), 0
-    for file_no, path in enumerate(paths):
-        parser.file = SourceFile(path.name)
+    total, done = sum(i.path.stat().st_size for i in inputs), 0
+    for file_no, item in enumerate(inputs):
+        parser.file = SourceFile(item.name)
         files.append(parser.file)
-        _read_file(parser, path, file_no)
-        done += path.stat().st_size
+        _read_file(parser, item, file_no)
+        done += item.path.stat().st_size
         if progress:
             progress("reading FHIR (bytes)", done, total)
     parser.flush()
@@ -501,7 +687,8 @@ with live as (
            try_cast(fill_date as date) as fill_d,
            try_cast(nullif(dr_quantity, '') as double) as q, try_cast(nullif(dr_days, '') as double) as dd,
            coalesce(try_cast(nullif(repeats, '') as integer), 0) + 1 as supplies
-    from fhir_req where not med_missing and skip_reason is null
+    -- A request rejected bad_number is no order (its numbers are blank); one a dispense stands for still is.
+    from fhir_req where not med_missing and skip_reason is null and (bad_number = '' or dispensed)
 ),
 dates as (
     select patient_id, drug_key, fill_d, lead(fill_d) over (partition by patient_id, drug_key order by fill_d) as next_d
@@ -550,7 +737,7 @@ select d.line_no, d.rx_id, d.patient_id, coalesce(q.clinician_id, '') as clinici
     coalesce(nullif(d.drug_name, ''), nullif(m.drug_name, ''), q.drug_name_v, '') as drug_name,
     coalesce(nullif(d.rxcui, ''), nullif(m.rxcui, ''), q.rxcui_v, '') as rxcui,
     coalesce(nullif(d.ndc, ''), nullif(m.ndc, ''), q.ndc_v, '') as ndc,
-    d.quantity, d.days_supply, d.pharmacy_id,
+    d.quantity, d.days_supply, d.pharmacy_id, d.bad_number,
     q.clinician_known, q.added_name,
     d.med_by <> '' and m.med_id is null and d.rxcui = '' and d.ndc = '' and d.drug_name = ''
         and q.rx_id is null as med_missing
@@ -650,7 +837,8 @@ def _map(reader: duckdb.DuckDBPyConnection, added_no: int) -> list[str]:
                    "'' as strength_unit, '' as dose_form, quantity, days_supply, '' as long_acting, ndc, rxcui, "
                    "'' as pharmacy_id, units_per_day, end_date from fhir_orders "
                    "union all select line_no, rx_id, patient_id, clinician_id, fill_date, drug_name, '', '', '', '', "
-                   "quantity, days_supply, '', ndc, rxcui, pharmacy_id, '', '' from fhir_disp where not med_missing")
+                   "quantity, days_supply, '', ndc, rxcui, pharmacy_id, '', '' from fhir_disp "
+                   "where not med_missing and bad_number = ''")
     contract_table(reader, "events", ("patient_id", "event_date", "event_type"),
                    "select line_no, patient_id, event_date, class_code as event_type from fhir_encounters union all "
                    "select line_no, patient_id, event_date, 'overdose' from fhir_condition_hits "
@@ -685,6 +873,10 @@ def _map(reader: duckdb.DuckDBPyConnection, added_no: int) -> list[str]:
         union all select line_no, rx_id, 'unknown_medication', 'medicationReference is neither contained nor a '
                || 'Medication of the source, and no authorizing request gives the drug'
         from fhir_disp where med_missing
+        union all select line_no, rx_id, 'bad_number', bad_number from fhir_req
+            where bad_number <> '' and not dispensed and skip_reason is null and not med_missing
+        union all select line_no, rx_id, 'bad_number', bad_number from fhir_disp
+            where bad_number <> '' and not med_missing
         union all select line_no, patient_id, 'unknown_patient', 'the Condition sets a flag of patient '
                || patient_id || ', who is not a Patient of the source'
         from fhir_condition_hits where len(flags) > 0 and not list_contains(flags, 'overdose')
@@ -737,7 +929,7 @@ def _settle(reader: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> None:
             files[file_no].skipped[reason] += n
     for file_no, code, n in reader.execute(
             f"select cast(floor(line_no / {LINE_SPAN}) as bigint), reason_code, count(*) from fhir_rejects "
-            "where reason_code in ('unknown_medication', 'unknown_patient') group by all").fetchall():
+            "where reason_code in ('unknown_medication', 'unknown_patient', 'bad_number') group by all").fetchall():
         files[file_no].rejected[code] += n
 
 
