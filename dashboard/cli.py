@@ -427,8 +427,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except (ingest.LoadError, ValueError) as e:
         print(f"rxdash demo: error: {e}", file=sys.stderr)
         return 1
-    except sa.exc.SQLAlchemyError as e:   # a database that cannot be reached is the user's to fix, not a fault
-        print(f"rxdash demo: error: {str(getattr(e, 'orig', None) or e).strip().splitlines()[0]}", file=sys.stderr)
+    except sa.exc.SQLAlchemyError as e:   # a database in use or out of reach is the user's to fix, not a fault
+        why = database_in_use(e) or str(getattr(e, 'orig', None) or e).strip().splitlines()[0]
+        print(f"rxdash demo: error: {why}", file=sys.stderr)
         return 1
     return _serve(url, args.host, args.port)
 
