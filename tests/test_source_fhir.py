@@ -595,3 +595,55 @@ def test_sig_numbers_at_their_bounds_are_read():
     assert fhir_sig.units_per_day(dosage(1, 0, "h")) is None          # zero: no units a day, as before
     assert fhir_sig.units_per_day(dosage(1, 1, "d", dose=-2)) is None
     assert fhir_sig.checked(None, "x") is None
+
+
+# --- Elements of the wrong JSON type (issue #29): one rejected row each, never a failed load ---------------
+
+def _with(resource: dict, path: str, value) -> dict:
+    """`resource` with the element at `path` (dot-separated keys, digits index lists) set to `value`."""
+    r = json.loads(json.dumps(resource))
+    *parents, last = path.split(".")
+    node = r
+    for step in parents:
+        node = node[int(step)] if step.isdigit() else node[step]
+    node[int(last) if last.isdigit() else last] = value
+    return r
+
+
+_COND = condition("C9", "P1", "http://snomed.info/sct", "55680006", "2025-01-10T00:00:00Z")
+_ENC = encounter("E9", "P1", "EMER", "2025-01-10")
+_REQ = request("R9", "P1", "1049621", OXY5, "2025-01-01", dosageInstruction=dosage(4, 1, "d"))
+_DISP = {"resourceType": "MedicationDispense", "id": "D9", "status": "completed",
+         "subject": {"reference": "Patient/P1"}, "medicationCodeableConcept": med("1049621", OXY5),
+         "whenHandedOver": "2025-02-01", "quantity": {"value": 30}, "daysSupply": {"value": 10, "unit": "d"}}
+_ROLE = {"resourceType": "PractitionerRole", "id": "PR9", "practitioner": {"reference": "Practitioner/X9"},
+         "specialty": [{"coding": [{"code": "208D00000X"}]}]}
+WRONG_TYPES = [
+    *[_with(_COND, "code", v) for v in (5, "x", 1.5, True, [None])],
+    _with(_COND, "code.coding", 5), _with(_COND, "code.coding.0.system", {}), _with(_COND, "code.coding.0.system", []),
+    {**_COND, "verificationStatus": {"coding": 5}},
+    _with(_ENC, "class.code", {}), _with(_ENC, "class.code", []), _with(_ENC, "class", [{"coding": 5}]),
+    {"resourceType": "Medication", "id": "m9", "code": {"coding": 5}},
+    _with(_REQ, "medicationCodeableConcept", {"coding": 5}),
+    {**{k: v for k, v in _REQ.items() if k != "medicationCodeableConcept"}, "contained": 5,
+     "medicationReference": {"reference": "#m1"}},
+    _with(_REQ, "dosageInstruction.0.doseAndRate", 5), _with(_REQ, "dosageInstruction.0.timing", {"code": {"coding": 5}}),
+    _with(_DISP, "medicationCodeableConcept", {"coding": 5}), {**_DISP, "authorizingPrescription": 5},
+    {"resourceType": "Practitioner", "id": "X8", "name": 5}, {"resourceType": "Practitioner", "id": "X7",
+                                                              "name": [{"given": 5}]},
+    {"resourceType": "Practitioner", "id": "X6", "identifier": 5}, {"resourceType": "Organization", "id": "O9",
+                                                                     "identifier": 5},
+    {**_ROLE, "specialty": 5}, {**_ROLE, "specialty": [{"coding": 5}]},
+]
+
+
+@pytest.mark.parametrize("resource", WRONG_TYPES, ids=lambda r: r["resourceType"])
+def test_an_element_of_the_wrong_json_type_is_one_rejected_row(tmp_path, resource):
+    # Each of these stopped the load with "AttributeError ... this is a fault in rxdash" (exit 3).
+    folder = write_fhir(tmp_path / "fhir", with_bundle=False)
+    (folder / "junk.ndjson").write_text(json.dumps(resource) + "\n", encoding="utf-8")
+    report = load(db.make_engine(f"duckdb:///{tmp_path / 'x.duckdb'}"), folder, tmp_path)
+    assert by_source_file(report)["junk.ndjson"] == (1, 0, {}, {"malformed_resource": 1})
+    reason = next(line for line in (tmp_path / "rejects.csv").read_text(encoding="utf-8").splitlines()
+                  if "malformed_resource" in line)
+    assert f"{resource['resourceType']}: an element holds a JSON value of a type FHIR R4 does not allow there" in reason

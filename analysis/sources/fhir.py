@@ -20,7 +20,8 @@ Errors: LoadError (one line) when SOURCE is not a folder or holds no FHIR file, 
 below; the adapter runs before the load opens its transaction, so a refused load leaves the database as it
 was. Rejected here (src_rejects): malformed_json (a line or file that is not a JSON object), not_a_resource (no
 resourceType), no_subject, no_medication, unknown_medication, unknown_patient (a flag-setting Condition of no
-Patient), bad_number (below).
+Patient), malformed_resource (an element of a JSON type FHIR does not allow there: text for a CodeableConcept,
+a number for a list), bad_number (below).
 
 Bounds (issue #29): a file decides how much the reader holds and how long it reads, so each is bounded and a
 file past a bound refuses the load in one line naming the file and the bound (constants below, with their
@@ -109,6 +110,7 @@ REJECT_REASONS = {
     "not_a_resource": "a JSON object without resourceType",
     "no_subject": "the resource has no subject (patient)",
     "no_medication": "the request has neither medicationCodeableConcept nor medicationReference",
+    "malformed_resource": "an element holds a JSON value of a type FHIR R4 does not allow there",
 }
 
 # Reader tables the parse fills: name -> columns after line_no (all text).
@@ -308,7 +310,16 @@ class _Parser:
         if handler is None:
             self.file.skipped["resource_type_not_used"] += 1
             return
-        skip = handler(line, resource, urls)
+        try:
+            skip = handler(line, resource, urls)
+        except (AttributeError, TypeError, KeyError, IndexError) as e:
+            # An element of the wrong JSON type (text where FHIR has a CodeableConcept, a number where it has a
+            # list, an object where it has a code): the rules read only well-formed elements, so such a
+            # resource is one rejected row with its reason, never a failed load (issue #29). Handlers add
+            # their row last, so a rejected resource leaves nothing behind in the reader tables.
+            self.reject(line, _text(resource.get("id")), "malformed_resource",
+                        f"{kind}: {REJECT_REASONS['malformed_resource']} ({str(e)[:120]})")
+            return
         if skip:
             self.file.skipped[skip] += 1
 
