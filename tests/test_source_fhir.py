@@ -359,6 +359,27 @@ def test_dispense_request_repeats_and_status_rules(tmp_path):
     engine.dispose()
 
 
+@pytest.mark.parametrize("quantity, duration, repeats, days", [
+    (90, {"value": 1.5, "unit": "days", "code": "d"}, 1, 3),     # was stored as 240 tablets over 4 days
+    (90, {"value": 30, "unit": "hours", "code": "h"}, 1, 3),     # 2 x 1.25 days = 2.5, rounded half up: 3 days
+    (60, {"value": 14.4, "unit": "days", "code": "d"}, 2, 43),   # 3 x 14.4 = 43.2 days; was 175 tablets
+    (30, {"value": 30, "unit": "days", "code": "d"}, 2, 90),     # whole days: as before
+])
+def test_repeats_keep_every_supply_whole_whatever_the_duration(tmp_path, quantity, duration, repeats, days):
+    # The total supplied is quantity x (repeats + 1), over round(duration x (repeats + 1)) days, however the
+    # span is split into fills.
+    files = resources()
+    files["MedicationRequest.ndjson"] = [request("R1", "P1", "1049621", OXY5, "2025-01-01", dispenseRequest={
+        "numberOfRepeatsAllowed": repeats, "quantity": {"value": quantity}, "expectedSupplyDuration": duration})]
+    del files["MedicationDispense.ndjson"]
+    engine = db.make_engine(f"duckdb:///{tmp_path / 'x.duckdb'}")
+    load(engine, write_fhir(tmp_path / "fhir", files, with_bundle=False), tmp_path)
+    with engine.connect() as conn:
+        total, span = conn.exec_driver_sql("select sum(quantity), sum(days_supply) from prescriptions").one()
+    engine.dispose()
+    assert float(total) == pytest.approx(quantity * (repeats + 1)) and int(span) == days
+
+
 def test_an_order_with_no_sig_but_a_known_span_is_supply_of_unknown_dose(tmp_path):
     """N1 has no dosageInstruction; the next request for the same drug (N2, 2025-03-03) ends it on 03-02:
     2025-02-01 .. 03-02 is 28 + 2 = 30 days of supply whose quantity nothing gives (end_only: quantity NULL,

@@ -730,10 +730,14 @@ select line_no, rx_id, patient_id, clinician_id, fill_date, drug_name_v as drug_
     case rule when 'dispense_request' then dr_quantity
               when 'dispense_request_quantity_sig' then cast(q * supplies as varchar) else '' end as quantity,
     case rule when 'dispense_request' then cast(round(dd) as bigint) else null end as days_supply,
-    case rule when 'dispense_request_repeats' then cast(q / dd as varchar)
+    -- Repeats: every supply's quantity kept whole (issue #29's hostile pass: 90 tablets per 1.5 days with one
+    -- repeat was stored as 240 over 4 days, a rate from the exact duration over a span of rounded ones). The
+    -- supplies run back to back for round(duration x supplies) days, at least one, at the rate that spends
+    -- exactly quantity x supplies over them.
+    case rule when 'dispense_request_repeats' then cast(q * supplies / greatest(round(dd * supplies), 1) as varchar)
               when 'no_end' then '' else units_per_day end as units_per_day,
     case when rule in ('dispense_request_repeats', 'dispense_request_duration_sig')
-                  then cast(fill_d + cast(round(dd) * supplies as integer) - 1 as varchar)
+                  then cast(fill_d + cast(greatest(round(dd * supplies), 1) as integer) - 1 as varchar)
               when rule = 'bounds_period' then bounds_end
               when rule = 'bounds_duration'
                   then cast(fill_d + cast(ceil(cast(bounds_days as double)) as integer) - 1 as varchar)
